@@ -1,0 +1,332 @@
+//! Parameter sets and the configuration of a key domain.
+//!
+//! The lattice parameters are never chosen here: they are read from one of tfhe's frozen,
+//! versioned parameter sets, named by a stable wire id. What a key domain chooses on top is the
+//! embedding dimension, the quantisation and the decision threshold; everything else (the
+//! plaintext scaling, the packing) is derived from those and checked, not configured.
+
+use crate::error::{CryptoError, Result};
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::prelude::*;
+use tfhe::shortint::parameters::v1_8::V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
+use tfhe::shortint::parameters::ClassicPBSParameters;
+use tfhe_versionable::{Versionize, VersionsDispatch};
+
+/// Stable identifier of a vetted lattice parameter set. The numeric value goes on the wire and
+/// into stored keys; an id this build does not know is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Versionize)]
+#[versionize(ParamSetIdVersions)]
+#[non_exhaustive]
+pub enum ParamSetId {
+    /// tfhe 1.8 `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`: n = 918, N = 2048, k = 1,
+    /// TUniform noise, p_fail 2^-129.6 for its own bootstrap.
+    TfheV1_8Msg2Carry2KsPbsTUniform2M128,
+}
+
+#[derive(VersionsDispatch)]
+#[allow(dead_code)]
+pub enum ParamSetIdVersions {
+    V0(ParamSetId),
+}
+
+impl ParamSetId {
+    pub const DEFAULT: ParamSetId = ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128;
+
+    /// The stable number written to the wire.
+    pub fn wire_id(self) -> u16 {
+        match self {
+            ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => 1,
+        }
+    }
+
+    pub fn from_wire_id(id: u16) -> Result<Self> {
+        match id {
+            1 => Ok(ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128),
+            _ => Err(CryptoError::UnknownParameterSet { id }),
+        }
+    }
+
+    /// Human-readable stable name (used in reports and the benchmark's JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => {
+                "tfhe-1.8/PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"
+            }
+        }
+    }
+
+    /// The lattice parameters behind this id.
+    pub fn lattice(self) -> LatticeParams {
+        match self {
+            ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => {
+                LatticeParams::from_tfhe(&V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128)
+            }
+        }
+    }
+}
+
+/// The subset of a tfhe parameter set that the matching circuit uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatticeParams {
+    /// Small LWE dimension n (keyswitch output, bootstrap input).
+    pub lwe_dimension: LweDimension,
+    pub glwe_dimension: GlweDimension,
+    pub polynomial_size: PolynomialSize,
+    pub lwe_noise: DynamicDistribution<u64>,
+    pub glwe_noise: DynamicDistribution<u64>,
+    /// Decomposition of the bootstrapping key; the probe GGSW reuses it.
+    pub pbs_base_log: DecompositionBaseLog,
+    pub pbs_level: DecompositionLevelCount,
+    pub ks_base_log: DecompositionBaseLog,
+    pub ks_level: DecompositionLevelCount,
+    pub ciphertext_modulus: CiphertextModulus<u64>,
+}
+
+impl LatticeParams {
+    fn from_tfhe(p: &ClassicPBSParameters) -> Self {
+        Self {
+            lwe_dimension: p.lwe_dimension,
+            glwe_dimension: p.glwe_dimension,
+            polynomial_size: p.polynomial_size,
+            lwe_noise: p.lwe_noise_distribution,
+            glwe_noise: p.glwe_noise_distribution,
+            pbs_base_log: p.pbs_base_log,
+            pbs_level: p.pbs_level,
+            ks_base_log: p.ks_base_log,
+            ks_level: p.ks_level,
+            ciphertext_modulus: p.ciphertext_modulus,
+        }
+    }
+
+    pub fn glwe_size(&self) -> GlweSize {
+        self.glwe_dimension.to_glwe_size()
+    }
+
+    /// Dimension of the "big" LWE key: the GLWE key read as an LWE key (k * N).
+    pub fn big_lwe_dimension(&self) -> LweDimension {
+        self.glwe_dimension
+            .to_equivalent_lwe_dimension(self.polynomial_size)
+    }
+
+    /// log2(2N): the modulus the blind rotation reads its input at.
+    pub fn blind_rotation_modulus_log(&self) -> u32 {
+        self.polynomial_size.to_blind_rotation_input_modulus_log().0 as u32
+    }
+}
+
+/// Bits of the ciphertext modulus q = 2^64.
+pub(crate) const MODULUS_BITS: u32 = 64;
+
+/// Result ciphertexts are modulus-switched to 2^10 and bit-packed for the wire.
+pub const RESULT_MODULUS_LOG: usize = 10;
+
+/// Quantisation bits per coordinate. Fixed at 4 in this version (signed, -8..=7).
+pub const QUANT_BITS: u8 = 4;
+
+/// Safety margin, in units of q/2N, kept free between the largest honest score and the wrap
+/// point q/2 of the sign bootstrap. The decision noise is about 4.4 such units (one sigma).
+const WRAP_MARGIN_UNITS: u64 = 16;
+
+/// The match threshold of a key domain: the policy as given (a cosine) and the integer score
+/// threshold theta it was calibrated to. A pair matches when its quantised score S >= theta.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Versionize)]
+#[versionize(ThresholdVersions)]
+pub struct Threshold {
+    pub cosine: f32,
+    pub score: i32,
+}
+
+#[derive(VersionsDispatch)]
+#[allow(dead_code)]
+pub enum ThresholdVersions {
+    V0(Threshold),
+}
+
+/// Everything two parties must agree on to exchange ciphertexts in one key domain. It is part
+/// of the evaluation keys, so it is covered by the key fingerprint.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Versionize)]
+#[versionize(DomainConfigVersions)]
+pub struct DomainConfig {
+    pub params: ParamSetId,
+    /// Embedding dimension d (128 for SFace).
+    pub dim: u32,
+    /// Bits per quantised coordinate (4).
+    pub quant_bits: u8,
+    /// Quantisation scale s: q_i = clamp(round(e_i * s), -8, 7).
+    pub scale: f32,
+    pub threshold: Threshold,
+}
+
+#[derive(VersionsDispatch)]
+#[allow(dead_code)]
+pub enum DomainConfigVersions {
+    V0(DomainConfig),
+}
+
+impl DomainConfig {
+    /// The default scale for dimension d: 3 * sqrt(d), which clips near 2.7 sigma.
+    pub fn default_scale(dim: u32) -> f32 {
+        3.0 * (dim as f32).sqrt()
+    }
+
+    /// A configuration for dimension `dim` whose threshold is the cosine policy `cosine`,
+    /// calibrated to a score threshold (see [`crate::quantize::calibrate_score_threshold`]).
+    pub fn with_cosine_threshold(dim: u32, cosine: f32) -> Result<Self> {
+        let scale = Self::default_scale(dim);
+        let score = crate::quantize::calibrate_score_threshold(dim, scale, cosine)?;
+        let config = Self {
+            params: ParamSetId::DEFAULT,
+            dim,
+            quant_bits: QUANT_BITS,
+            scale,
+            threshold: Threshold { cosine, score },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check the configuration before any use; every decoded configuration goes through here.
+    pub fn validate(&self) -> Result<()> {
+        let lattice = self.params.lattice();
+        let n = lattice.polynomial_size.0 as u32;
+        if self.dim == 0 || self.dim > n {
+            return Err(CryptoError::InvalidConfig {
+                reason: "dimension must be between 1 and the polynomial size (2048)",
+            });
+        }
+        if self.quant_bits != QUANT_BITS {
+            return Err(CryptoError::InvalidConfig {
+                reason: "only 4-bit quantisation is supported",
+            });
+        }
+        if !self.scale.is_finite() || self.scale <= 0.0 || self.scale > 1.0e4 {
+            return Err(CryptoError::InvalidConfig {
+                reason: "quantisation scale must be a positive finite number",
+            });
+        }
+        if !self.threshold.cosine.is_finite() || self.threshold.cosine.abs() > 1.0 {
+            return Err(CryptoError::InvalidConfig {
+                reason: "threshold cosine must lie in [-1, 1]",
+            });
+        }
+        if i64::from(self.threshold.score).unsigned_abs() > self.score_bound() {
+            return Err(CryptoError::InvalidConfig {
+                reason: "score threshold lies outside the range of possible scores",
+            });
+        }
+        self.delta_log().map(|_| ())
+    }
+
+    /// Upper bound on |S| for honest inputs: by Cauchy-Schwarz |S| <= ||p|| ||t||, and for an
+    /// L2-normalised embedding ||q|| <= s + sqrt(d)/2 (scaling, then at most 1/2 rounding error
+    /// per coordinate; clamping only shortens the vector). Also |S| <= 64 d coordinate-wise.
+    pub fn score_bound(&self) -> u64 {
+        let d = f64::from(self.dim);
+        let norm =
+            f64::from(self.scale) * (1.0 + crate::quantize::NORM_TOLERANCE as f64) + d.sqrt() / 2.0;
+        let cauchy_schwarz = (norm * norm).ceil() as u64;
+        cauchy_schwarz.min(64 * u64::from(self.dim))
+    }
+
+    /// log2 of the plaintext scaling Delta: the largest power of two such that
+    /// (bound + |theta| + 1) * Delta stays below q/2 with a margin for the decision noise.
+    pub fn delta_log(&self) -> Result<u32> {
+        let lattice = self.params.lattice();
+        let extent = self.score_bound() + u64::from(self.threshold.score.unsigned_abs()) + 1;
+        let unit_log = MODULUS_BITS - lattice.blind_rotation_modulus_log();
+        let half_q = 1u128 << (MODULUS_BITS - 1);
+        let usable = half_q - (u128::from(WRAP_MARGIN_UNITS) << unit_log);
+        let mut log = MODULUS_BITS - 2;
+        while log > 0 && u128::from(extent) << log > usable {
+            log -= 1;
+        }
+        // Below one q/2N unit per score point the decision would drown in noise.
+        if log < unit_log - 4 {
+            return Err(CryptoError::InvalidConfig {
+                reason: "dimension and scale leave too little room for the plaintext scaling",
+            });
+        }
+        Ok(log)
+    }
+
+    /// Templates packed into one GLWE ciphertext for 1:N (16 for d = 128).
+    pub fn templates_per_glwe(&self) -> usize {
+        self.params.lattice().polynomial_size.0 / self.dim as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_ids_round_trip_and_unknown_is_refused() {
+        let id = ParamSetId::DEFAULT;
+        assert_eq!(ParamSetId::from_wire_id(id.wire_id()).ok(), Some(id));
+        assert!(matches!(
+            ParamSetId::from_wire_id(999),
+            Err(CryptoError::UnknownParameterSet { id: 999 })
+        ));
+    }
+
+    #[test]
+    fn lattice_matches_the_vetted_set() {
+        let p = ParamSetId::DEFAULT.lattice();
+        assert_eq!(p.lwe_dimension.0, 918);
+        assert_eq!(p.polynomial_size.0, 2048);
+        assert_eq!(p.glwe_dimension.0, 1);
+        assert_eq!((p.pbs_base_log.0, p.pbs_level.0), (23, 1));
+        assert_eq!((p.ks_base_log.0, p.ks_level.0), (4, 4));
+        assert!(p.ciphertext_modulus.is_native_modulus());
+    }
+
+    #[test]
+    fn delta_matches_the_design_for_128_and_512() {
+        let c128 = DomainConfig::with_cosine_threshold(128, 0.363).unwrap();
+        assert_eq!(c128.delta_log().unwrap(), 52);
+        assert_eq!(c128.templates_per_glwe(), 16);
+        let c512 = DomainConfig::with_cosine_threshold(512, 0.363).unwrap();
+        assert_eq!(c512.delta_log().unwrap(), 50);
+        assert_eq!(c512.templates_per_glwe(), 4);
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_reasons() {
+        let good = DomainConfig::with_cosine_threshold(128, 0.363).unwrap();
+        for bad in [
+            DomainConfig { dim: 0, ..good },
+            DomainConfig { dim: 4096, ..good },
+            DomainConfig {
+                quant_bits: 8,
+                ..good
+            },
+            DomainConfig {
+                scale: f32::NAN,
+                ..good
+            },
+            DomainConfig {
+                scale: -1.0,
+                ..good
+            },
+            DomainConfig {
+                threshold: Threshold {
+                    cosine: 2.0,
+                    score: 0,
+                },
+                ..good
+            },
+            DomainConfig {
+                threshold: Threshold {
+                    cosine: 0.3,
+                    score: i32::MAX,
+                },
+                ..good
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(CryptoError::InvalidConfig { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The server side: evaluation keys prepared for use, and the matcher.
+//!
+//! Per decision: one external product GGSW(P) x GLWE(Delta T) -> GLWE(Delta P T), whose
+//! coefficient j*d holds Delta * S_j; sample extraction; subtraction of (theta - 1/2) Delta;
+//! one keyswitch to the small key; one sign bootstrap. Nothing here can decrypt: there is no
+//! secret key in this module, and the server builds this crate without the `client` feature.
+
+use crate::ciphertexts::{EncryptedBit, IdentifyResult, Probe, Template};
+use crate::error::{CryptoError, Result};
+use crate::evaluation_keys::EvaluationKeys;
+use crate::fingerprint::KeyFingerprint;
+use crate::params::{DomainConfig, LatticeParams, RESULT_MODULUS_LOG};
+use rayon::prelude::*;
+use std::fmt;
+use tfhe::core_crypto::algorithms::polynomial_algorithms::polynomial_wrapping_monic_monomial_mul_assign;
+use tfhe::core_crypto::fft_impl::fft64::ABox;
+use tfhe::core_crypto::prelude::*;
+
+type FourierGgswCiphertextOwned = FourierGgswCiphertext<ABox<[c64]>>;
+
+/// A decision bit inside the server encrypts 0 or BIT_UNIT = q/32. Up to 15 such bits can be
+/// summed without reaching q/2, which is what the "any match" reduction needs.
+const BIT_UNIT_LOG: u32 = 59;
+/// Bits summed per "any match" bootstrap: 15 * q/32 - q/64 stays below q/2.
+const ANY_MATCH_GROUP: usize = 15;
+/// Results leave at 0 or q/4: multiply the internal bit by 8.
+const RESULT_SCALE: u64 = 1 << (62 - BIT_UNIT_LOG);
+
+/// Evaluation keys decompressed and converted for fast use. About 115 MiB per key domain.
+pub struct ServerKeys {
+    config: DomainConfig,
+    fingerprint: KeyFingerprint,
+    lattice: LatticeParams,
+    delta_log: u32,
+    bootstrap_key: FourierLweBootstrapKeyOwned,
+    keyswitch_key: LweKeyswitchKeyOwned<u64>,
+    /// Trivial GLWE with q/64 in every coefficient: blind-rotating it is the sign function.
+    sign_accumulator: GlweCiphertextOwned<u64>,
+}
+
+impl fmt::Debug for ServerKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerKeys(domain {})", self.fingerprint)
+    }
+}
+
+/// Whether an identification returns one bit per candidate besides the any-match bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CandidateBits {
+    Withhold,
+    Reveal,
+}
+
+/// Per-thread working memory for external products and bootstraps.
+struct Scratch {
+    fft: Fft,
+    buffers: ComputationBuffers,
+}
+
+impl Scratch {
+    fn new(p: &LatticeParams) -> Self {
+        let fft = Fft::new(p.polynomial_size);
+        let mut buffers = ComputationBuffers::new();
+        let view = fft.as_view();
+        let rotate = blind_rotate_assign_mem_optimized_requirement::<u64>(
+            p.glwe_size(),
+            p.polynomial_size,
+            view,
+        )
+        .unaligned_bytes_required();
+        let product = add_external_product_assign_mem_optimized_requirement::<u64>(
+            p.glwe_size(),
+            p.polynomial_size,
+            view,
+        )
+        .unaligned_bytes_required();
+        let convert = convert_standard_ggsw_ciphertext_to_fourier_mem_optimized_requirement(view)
+            .unaligned_bytes_required();
+        buffers.resize(rotate.max(product).max(convert));
+        Self { fft, buffers }
+    }
+}
+
+impl ServerKeys {
+    /// Decompress the seeded keys and convert the bootstrapping key to the Fourier domain
+    /// (about a second on two cores). Do it once per domain and keep the result.
+    pub fn prepare(keys: EvaluationKeys) -> Result<Self> {
+        let fingerprint = keys.fingerprint();
+        let EvaluationKeys {
+            config,
+            bootstrap_key,
+            keyswitch_key,
+        } = keys;
+        config.validate()?;
+        let lattice = config.params.lattice();
+        let delta_log = config.delta_log()?;
+
+        let standard_bsk = bootstrap_key.par_decompress_into_lwe_bootstrap_key();
+        let mut fourier_bsk = FourierLweBootstrapKey::new(
+            standard_bsk.input_lwe_dimension(),
+            standard_bsk.glwe_size(),
+            standard_bsk.polynomial_size(),
+            standard_bsk.decomposition_base_log(),
+            standard_bsk.decomposition_level_count(),
+        );
+        par_convert_standard_lwe_bootstrap_key_to_fourier(&standard_bsk, &mut fourier_bsk);
+        drop(standard_bsk);
+
+        let keyswitch_key = keyswitch_key.par_decompress_into_lwe_keyswitch_key();
+
+        let half_bit = 1u64 << (BIT_UNIT_LOG - 1);
+        let sign_accumulator = GlweCiphertext::from_container(
+            {
+                let mut data = vec![0u64; lattice.glwe_size().0 * lattice.polynomial_size.0];
+                let body_start = lattice.glwe_dimension.0 * lattice.polynomial_size.0;
+                data[body_start..].fill(half_bit);
+                data
+            },
+            lattice.polynomial_size,
+            lattice.ciphertext_modulus,
+        );
+
+        Ok(Self {
+            config,
+            fingerprint,
+            lattice,
+            delta_log,
+            bootstrap_key: fourier_bsk,
+            keyswitch_key,
+            sign_accumulator,
+        })
+    }
+
+    pub fn config(&self) -> &DomainConfig {
+        &self.config
+    }
+
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        self.fingerprint
+    }
+
+    /// 1:1: does the probe match this template? One external product, one keyswitch, one
+    /// bootstrap. Returns the encrypted bit; the server learns nothing.
+    pub fn verify(&self, probe: &Probe, template: &Template) -> Result<EncryptedBit> {
+        probe.check(&self.config, self.fingerprint)?;
+        template.check(&self.config, self.fingerprint)?;
+        let mut scratch = Scratch::new(&self.lattice);
+        let probe = self.prepare_probe(probe, &mut scratch);
+        let glwe = template.glwe.clone().decompress_into_glwe_ciphertext();
+        let scores = self.encrypted_scores(&probe, &glwe, 1, &mut scratch);
+        let bit = self.decide(&scores[0], &mut scratch);
+        Ok(EncryptedBit {
+            fingerprint: self.fingerprint,
+            lwe: compress_result(&bit),
+        })
+    }
+
+    /// 1:N: does the probe match any template of the gallery? Templates are packed
+    /// `templates_per_glwe` to a GLWE (rotation by X^(j d) is free and adds no noise), so one
+    /// external product yields that many scores; the bootstraps run in parallel on all cores.
+    /// `max_gallery` bounds the work one request may ask for.
+    pub fn identify(
+        &self,
+        probe: &Probe,
+        gallery: &[Template],
+        candidate_bits: CandidateBits,
+        max_gallery: usize,
+    ) -> Result<IdentifyResult> {
+        if gallery.len() > max_gallery {
+            return Err(CryptoError::GalleryTooLarge {
+                got: gallery.len(),
+                limit: max_gallery,
+            });
+        }
+        probe.check(&self.config, self.fingerprint)?;
+        for template in gallery {
+            template.check(&self.config, self.fingerprint)?;
+        }
+        let mut scratch = Scratch::new(&self.lattice);
+        let probe = self.prepare_probe(probe, &mut scratch);
+        let per_glwe = self.config.templates_per_glwe();
+
+        let scores: Vec<LweCiphertextOwned<u64>> = gallery
+            .par_chunks(per_glwe)
+            .map_init(
+                || Scratch::new(&self.lattice),
+                |scratch, chunk| {
+                    let packed = self.pack(chunk);
+                    self.encrypted_scores(&probe, &packed, chunk.len(), scratch)
+                },
+            )
+            .flatten_iter()
+            .collect();
+        let bits = self.decide_all(&scores);
+        let any_match = self.any_of(bits.clone());
+
+        let candidates = match candidate_bits {
+            CandidateBits::Reveal => bits.iter().map(compress_result).collect(),
+            CandidateBits::Withhold => Vec::new(),
+        };
+        Ok(IdentifyResult {
+            fingerprint: self.fingerprint,
+            any_match: compress_result(&any_match),
+            candidates,
+        })
+    }
+
+    fn prepare_probe(&self, probe: &Probe, scratch: &mut Scratch) -> FourierGgswCiphertextOwned {
+        let p = &self.lattice;
+        let ggsw = probe.ggsw.clone().decompress_into_ggsw_ciphertext();
+        let mut fourier = FourierGgswCiphertext::new(
+            p.glwe_size(),
+            p.polynomial_size,
+            p.pbs_base_log,
+            p.pbs_level,
+        );
+        convert_standard_ggsw_ciphertext_to_fourier_mem_optimized(
+            &ggsw,
+            &mut fourier,
+            scratch.fft.as_view(),
+            scratch.buffers.stack(),
+        );
+        fourier
+    }
+
+    /// Sum of template j multiplied by X^(j d), for the templates of one chunk.
+    fn pack(&self, chunk: &[Template]) -> GlweCiphertextOwned<u64> {
+        let p = &self.lattice;
+        let d = self.config.dim as usize;
+        let mut packed =
+            GlweCiphertext::new(0u64, p.glwe_size(), p.polynomial_size, p.ciphertext_modulus);
+        for (j, template) in chunk.iter().enumerate() {
+            let mut glwe = template.glwe.clone().decompress_into_glwe_ciphertext();
+            if j > 0 {
+                for mut poly in glwe.as_mut_polynomial_list().iter_mut() {
+                    polynomial_wrapping_monic_monomial_mul_assign(&mut poly, MonomialDegree(j * d));
+                }
+            }
+            glwe_ciphertext_add_assign(&mut packed, &glwe);
+        }
+        packed
+    }
+
+    /// External product, then one LWE per template: coefficient j*d, minus (theta - 1/2) Delta.
+    fn encrypted_scores(
+        &self,
+        probe: &FourierGgswCiphertextOwned,
+        templates: &GlweCiphertextOwned<u64>,
+        count: usize,
+        scratch: &mut Scratch,
+    ) -> Vec<LweCiphertextOwned<u64>> {
+        let p = &self.lattice;
+        let mut product =
+            GlweCiphertext::new(0u64, p.glwe_size(), p.polynomial_size, p.ciphertext_modulus);
+        add_external_product_assign_mem_optimized(
+            &mut product,
+            probe,
+            templates,
+            scratch.fft.as_view(),
+            scratch.buffers.stack(),
+        );
+        let threshold = i64::from(self.config.threshold.score) as u64;
+        let offset = (threshold << self.delta_log).wrapping_sub(1u64 << (self.delta_log - 1));
+        (0..count)
+            .map(|j| {
+                let mut lwe = LweCiphertext::new(
+                    0u64,
+                    p.big_lwe_dimension().to_lwe_size(),
+                    p.ciphertext_modulus,
+                );
+                extract_lwe_sample_from_glwe_ciphertext(
+                    &product,
+                    &mut lwe,
+                    MonomialDegree(j * self.config.dim as usize),
+                );
+                let body = lwe.get_mut_body().data;
+                *body = body.wrapping_sub(offset);
+                lwe
+            })
+            .collect()
+    }
+
+    /// Keyswitch, then the sign bootstrap: an LWE whose phase lies in [0, q/2) becomes an
+    /// encryption of BIT_UNIT, one in [q/2, q) an encryption of 0 (under the big key).
+    fn decide(
+        &self,
+        lwe: &LweCiphertextOwned<u64>,
+        scratch: &mut Scratch,
+    ) -> LweCiphertextOwned<u64> {
+        let p = &self.lattice;
+        let mut small =
+            LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), p.ciphertext_modulus);
+        keyswitch_lwe_ciphertext(&self.keyswitch_key, lwe, &mut small);
+
+        // The centred binary modulus switch removes the mean rounding error of the binary key
+        // and shifts by half a step, which puts the decision boundary exactly at phase 0.
+        let switched = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(
+            small.as_view(),
+            p.polynomial_size.to_blind_rotation_input_modulus_log(),
+        );
+        let mut accumulator = self.sign_accumulator.clone();
+        blind_rotate_assign_mem_optimized(
+            &switched,
+            &mut accumulator,
+            &self.bootstrap_key,
+            scratch.fft.as_view(),
+            scratch.buffers.stack(),
+        );
+        let mut bit = LweCiphertext::new(
+            0u64,
+            p.big_lwe_dimension().to_lwe_size(),
+            p.ciphertext_modulus,
+        );
+        extract_lwe_sample_from_glwe_ciphertext(&accumulator, &mut bit, MonomialDegree(0));
+        // +-q/64 -> q/32 or 0.
+        let body = bit.get_mut_body().data;
+        *body = body.wrapping_add(1u64 << (BIT_UNIT_LOG - 1));
+        bit
+    }
+
+    fn decide_all(&self, lwes: &[LweCiphertextOwned<u64>]) -> Vec<LweCiphertextOwned<u64>> {
+        lwes.par_iter()
+            .map_init(
+                || Scratch::new(&self.lattice),
+                |scratch, lwe| self.decide(lwe, scratch),
+            )
+            .collect()
+    }
+
+    /// OR of encrypted bits: sum up to 15 bits, subtract half a bit, sign-bootstrap; repeat
+    /// until one bit is left. An empty gallery gives a trivial encryption of 0 (no match).
+    fn any_of(&self, mut bits: Vec<LweCiphertextOwned<u64>>) -> LweCiphertextOwned<u64> {
+        let p = &self.lattice;
+        let big_size = p.big_lwe_dimension().to_lwe_size();
+        if bits.is_empty() {
+            return LweCiphertext::new(0u64, big_size, p.ciphertext_modulus);
+        }
+        while bits.len() > 1 {
+            let sums: Vec<LweCiphertextOwned<u64>> = bits
+                .chunks(ANY_MATCH_GROUP)
+                .map(|group| {
+                    let mut sum = LweCiphertext::new(0u64, big_size, p.ciphertext_modulus);
+                    for bit in group {
+                        lwe_ciphertext_add_assign(&mut sum, bit);
+                    }
+                    let body = sum.get_mut_body().data;
+                    *body = body.wrapping_sub(1u64 << (BIT_UNIT_LOG - 1));
+                    sum
+                })
+                .collect();
+            bits = self.decide_all(&sums);
+        }
+        bits.pop()
+            .unwrap_or_else(|| LweCiphertext::new(0u64, big_size, p.ciphertext_modulus))
+    }
+}
+
+/// Scale the internal bit (0 or q/32) to 0 or q/4, modulus-switch to 2^10 and bit-pack it.
+fn compress_result(bit: &LweCiphertextOwned<u64>) -> CompressedModulusSwitchedLweCiphertext<u64> {
+    let mut scaled = bit.clone();
+    lwe_ciphertext_cleartext_mul_assign(&mut scaled, Cleartext(RESULT_SCALE));
+    lwe_ciphertext_modulus_switch::<u64, u64, _>(
+        scaled.as_view(),
+        CiphertextModulusLog(RESULT_MODULUS_LOG),
+    )
+    .compress::<u64>()
+}
