@@ -1,6 +1,7 @@
 //! `tabir bench crypto`: times every step of the encrypted matcher and checks that the
 //! decrypted bits agree with the plaintext twin.
 
+use crate::stats::{median, ms, percentile};
 use clap::{Args, Subcommand};
 use cpu_time::ProcessTime;
 use rand::{Rng, SeedableRng};
@@ -20,6 +21,23 @@ pub enum BenchCommand {
     /// Key generation, encryption, 1:1 and 1:N evaluation, decryption, sizes, and agreement
     /// of the encrypted decisions with the plaintext twin.
     Crypto(CryptoBenchArgs),
+    /// Detect + align + embed on one 640x480 photo, on one thread (median over runs).
+    Face(FaceBenchArgs),
+}
+
+#[derive(Args)]
+pub struct FaceBenchArgs {
+    #[command(flatten)]
+    pipeline: crate::face::PipelineArgs,
+    /// Photo to fit into 640x480 (default: the bundled tests/images/obama.jpg).
+    #[arg(long)]
+    image: Option<std::path::PathBuf>,
+    /// Timed runs (after one warm-up run).
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -89,6 +107,9 @@ struct Agreement {
 
 pub fn run(command: BenchCommand) -> Result<(), String> {
     match command {
+        BenchCommand::Face(args) => {
+            crate::bench_face::run(&args.pipeline, args.image.as_deref(), args.runs, args.json)
+        }
         BenchCommand::Crypto(args) => {
             let report = crypto(&args).map_err(|e| e.to_string())?;
             if args.json {
@@ -102,10 +123,6 @@ pub fn run(command: BenchCommand) -> Result<(), String> {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// One status line on stderr, rewritten in place; silent when stderr is not a terminal.
 fn progress(text: &str) {
     let mut err = std::io::stderr();
@@ -113,17 +130,6 @@ fn progress(text: &str) {
         let _ = write!(err, "\r{text:<60}\r");
         let _ = err.flush();
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let index = ((values.len() as f64 - 1.0) * p).round() as usize;
-    values.get(index).copied().unwrap_or(0.0)
 }
 
 fn crypto(args: &CryptoBenchArgs) -> tabir_crypto::Result<CryptoReport> {

@@ -8,7 +8,9 @@ use crate::server::CandidateBits;
 use crate::ClientKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::*;
+use tfhe_csprng::seeders::Seed;
 
 struct Blobs {
     probe: Vec<u8>,
@@ -209,13 +211,13 @@ fn blobs_with_the_wrong_parameters_are_shape_mismatches() {
         "{err}"
     );
 
-    // A probe with two decomposition levels.
+    // A probe with another decomposition base.
     let deep_ggsw = SeededGgswCiphertext::new(
         0u64,
         GlweSize(2),
         PolynomialSize(2048),
-        DecompositionBaseLog(23),
-        DecompositionLevelCount(2),
+        DecompositionBaseLog(22),
+        DecompositionLevelCount(1),
         seed.clone(),
         modulus,
     );
