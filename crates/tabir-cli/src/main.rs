@@ -1,6 +1,9 @@
 //! `tabir`: the command-line entry point.
 
 mod bench;
+mod bench_face;
+mod face;
+mod stats;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,6 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The device's face pipeline in the clear: embed photos, compare two faces.
+    #[command(subcommand)]
+    Face(face::FaceCommand),
     /// Measure the hot paths on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -27,6 +33,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Face(command) => face::run(command),
         Command::Bench(command) => bench::run(command),
     };
     match outcome {
