@@ -1,9 +1,15 @@
 # Tabir: the commands a new user runs. `make test` is what CI runs.
-.PHONY: test bench-crypto
+.PHONY: test bench-crypto bench-face
 
+# ONNX Runtime's library comes from the pinned PyPI wheel (scripts/setup-ort.sh), then tests.
 test:
+	./scripts/setup-ort.sh
 	cargo test --workspace
 
-# The crypto benchmark of docs/crypto.md (release build, a few minutes on two cores).
+# The benchmarks of docs/crypto.md and docs/face.md (release build).
 bench-crypto:
 	cargo run --release -p tabir-cli -- bench crypto --pairs 200 --templates 32
+
+bench-face:
+	./scripts/setup-ort.sh
+	cargo run --release -p tabir-cli -- bench face --runs 100

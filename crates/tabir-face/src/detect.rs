@@ -67,6 +67,10 @@ fn resize_bilinear(photo: &RgbImage, new_w: usize, new_h: usize) -> Vec<[u8; 3]>
     const COEF_SCALE: f32 = 2048.0;
     let (w, h) = (photo.width() as usize, photo.height() as usize);
     let source = photo.as_raw();
+    if (w, h) == (new_w, new_h) {
+        // OpenCV copies when the size does not change; so do we (a 640-wide camera frame).
+        return source.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect();
+    }
     let weights = |dst: usize, ratio: f64, len: usize, clamp_weight: bool| {
         let f = ((dst as f64 + 0.5) * ratio - 0.5) as f32;
         let mut i = f.floor() as i64;
@@ -97,9 +101,24 @@ fn resize_bilinear(photo: &RgbImage, new_w: usize, new_h: usize) -> Vec<[u8; 3]>
         out
     };
     let mut out = Vec::with_capacity(new_w * new_h);
+    // Source rows are visited in order: keep the horizontal pass of the last two.
+    let mut cached: [(usize, Vec<i32>); 2] = [(usize::MAX, Vec::new()), (usize::MAX, Vec::new())];
     for y in 0..new_h {
         let (y0, y1, b0, b1) = weights(y, h as f64 / new_h as f64, h, false);
-        let (top, bottom) = (horizontal(y0), horizontal(y1));
+        for row in [y0, y1] {
+            if cached[0].0 != row && cached[1].0 != row {
+                cached.swap(0, 1);
+                cached[1] = (row, horizontal(row));
+            }
+        }
+        let pick = |row: usize| {
+            if cached[0].0 == row {
+                &cached[0].1
+            } else {
+                &cached[1].1
+            }
+        };
+        let (top, bottom) = (pick(y0), pick(y1));
         let mul_hi = |a: i32, b: i32| (a * b) >> 16;
         for x in 0..new_w {
             let mut pixel = [0u8; 3];
@@ -138,7 +157,8 @@ pub fn decode(outputs: &[StrideOutputs<'_>], scale: f32) -> Vec<Detection> {
             .min(out.kps.len() / 10);
         for i in 0..anchors {
             let score = (out.cls[i].clamp(0.0, 1.0) * out.obj[i].clamp(0.0, 1.0)).sqrt();
-            if !(score >= CANDIDATE_SCORE) {
+            // NaN scores (a broken model output) are not faces either.
+            if score.is_nan() || score < CANDIDATE_SCORE {
                 continue;
             }
             let (row, col) = ((i / cols) as f32, (i % cols) as f32);

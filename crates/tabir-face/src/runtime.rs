@@ -135,11 +135,16 @@ pub fn load_model(models_dir: &Path, model: Model, threads: usize) -> Result<Ses
     };
     let session = Session::builder(environment()?)
         .map_err(inference)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| inference(e.into()))?
         .with_intra_threads(threads.max(1))
         .map_err(|e| inference(e.into()))?
         .with_inter_threads(1)
+        .map_err(|e| inference(e.into()))?
+        // The models carry int8 weights behind DequantizeLinear nodes. By default ONNX Runtime
+        // keeps those nodes (for quantised kernels) and dequantises every weight on every
+        // run; folding them once at load into fp32 makes SFace about 3x faster on a CPU.
+        .with_config_entry("session.disable_quant_qdq", "1")
         .map_err(|e| inference(e.into()))?
         .commit_from_memory(&bytes)
         .map_err(inference)?;

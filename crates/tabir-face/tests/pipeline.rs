@@ -2,6 +2,8 @@
 //! impostor pairs, and every quality gate on a crafted input. Needs ONNX Runtime
 //! (scripts/setup-ort.sh, which `make test` runs first).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use image::{imageops, RgbImage};
 use serde::Deserialize;
 use std::collections::HashMap;

@@ -34,7 +34,12 @@ fn blobs() -> Blobs {
     let bit = domain.server.verify(&probe, &template).unwrap();
     let identify = domain
         .server
-        .identify(&probe, &[template.clone()], CandidateBits::Reveal, 10)
+        .identify(
+            &probe,
+            std::slice::from_ref(&template),
+            CandidateBits::Reveal,
+            10,
+        )
         .unwrap();
     Blobs {
         probe: probe.to_bytes(),
