@@ -325,6 +325,12 @@ impl ClientKey {
         }
     }
 
+    /// The secret keys, for the noise measurements in the tests only.
+    #[cfg(test)]
+    pub(crate) fn secret_keys(&self) -> (&GlweSecretKeyOwned<u64>, &LweSecretKeyOwned<u64>) {
+        (&self.glwe_secret, &self.lwe_secret)
+    }
+
     fn check_dim(&self, embedding: &QuantisedEmbedding) -> Result<()> {
         let expected = self.config.dim as usize;
         if embedding.dim() != expected {

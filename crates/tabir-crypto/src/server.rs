@@ -205,6 +205,27 @@ impl ServerKeys {
         })
     }
 
+    /// The intermediate ciphertexts of one 1:1 decision (after the external product and the
+    /// offset, and after the keyswitch), for the noise measurements in the tests.
+    #[cfg(test)]
+    pub(crate) fn intermediates(
+        &self,
+        probe: &Probe,
+        template: &Template,
+    ) -> (LweCiphertextOwned<u64>, LweCiphertextOwned<u64>) {
+        let p = &self.lattice;
+        let mut scratch = Scratch::new(p);
+        let probe = self.prepare_probe(probe, &mut scratch);
+        let glwe = template.glwe.clone().decompress_into_glwe_ciphertext();
+        let score = self
+            .encrypted_scores(&probe, &glwe, 1, &mut scratch)
+            .remove(0);
+        let mut small =
+            LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), p.ciphertext_modulus);
+        keyswitch_lwe_ciphertext(&self.keyswitch_key, &score, &mut small);
+        (score, small)
+    }
+
     fn prepare_probe(&self, probe: &Probe, scratch: &mut Scratch) -> FourierGgswCiphertextOwned {
         let p = &self.lattice;
         let ggsw = probe.ggsw.clone().decompress_into_ggsw_ciphertext();

@@ -7,6 +7,7 @@
 mod agreement;
 mod identify;
 mod keys;
+mod noise;
 mod wire;
 
 use crate::client::{generate_key_domain, ClientKey};
