@@ -351,7 +351,10 @@ impl ClientKey {
             glwe_secret: self.glwe_secret.as_ref().to_vec(),
             lwe_secret: self.lwe_secret.as_ref().to_vec(),
         };
-        let mut bytes = Zeroizing::new(Vec::new());
+        // Allocate the exact size up front: a growing Vec would leave copies of the secret in
+        // freed memory that nothing wipes.
+        let size = bincode::serialized_size(&export).unwrap_or(0) as usize;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(size));
         // Writing plain vectors and integers into a Vec cannot fail.
         let _ = bincode::serialize_into(&mut *bytes, &export);
         ExportedSecret(bytes)
