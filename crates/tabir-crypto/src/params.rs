@@ -12,10 +12,12 @@ use tfhe::shortint::parameters::v1_8::V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFO
 use tfhe::shortint::parameters::ClassicPBSParameters;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
-/// Stable identifier of a vetted lattice parameter set. The numeric value goes on the wire and
-/// into stored keys; an id this build does not know is refused.
+/// Stable identifier of a vetted lattice parameter set. On the wire and in stored keys it is
+/// its number (`wire_id`), not a position in this enum; an id this build does not know is
+/// refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Versionize)]
-#[versionize(ParamSetIdVersions)]
+#[serde(into = "u16", try_from = "u16")]
+#[versionize(try_convert = "ParamSetWireId")]
 #[non_exhaustive]
 pub enum ParamSetId {
     /// tfhe 1.8 `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`: n = 918, N = 2048, k = 1,
@@ -23,10 +25,41 @@ pub enum ParamSetId {
     TfheV1_8Msg2Carry2KsPbsTUniform2M128,
 }
 
+/// The serialized form of a [`ParamSetId`]: its stable number.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, Versionize)]
+#[versionize(ParamSetWireIdVersions)]
+pub struct ParamSetWireId(pub u16);
+
 #[derive(VersionsDispatch)]
 #[allow(dead_code)]
-pub enum ParamSetIdVersions {
-    V0(ParamSetId),
+pub enum ParamSetWireIdVersions {
+    V0(ParamSetWireId),
+}
+
+impl From<ParamSetId> for ParamSetWireId {
+    fn from(id: ParamSetId) -> Self {
+        Self(id.wire_id())
+    }
+}
+
+impl TryFrom<ParamSetWireId> for ParamSetId {
+    type Error = CryptoError;
+    fn try_from(wire: ParamSetWireId) -> Result<Self> {
+        Self::from_wire_id(wire.0)
+    }
+}
+
+impl From<ParamSetId> for u16 {
+    fn from(id: ParamSetId) -> Self {
+        id.wire_id()
+    }
+}
+
+impl TryFrom<u16> for ParamSetId {
+    type Error = CryptoError;
+    fn try_from(id: u16) -> Result<Self> {
+        Self::from_wire_id(id)
+    }
 }
 
 impl ParamSetId {
@@ -267,6 +300,23 @@ mod tests {
             ParamSetId::from_wire_id(999),
             Err(CryptoError::UnknownParameterSet { id: 999 })
         ));
+    }
+
+    #[test]
+    fn the_wire_carries_the_stable_number_and_refuses_unknown_ones() {
+        use tfhe_versionable::{Unversionize, Versionize};
+        let versioned = bincode::serialize(&ParamSetId::DEFAULT.versionize()).unwrap();
+        let as_number = bincode::serialize(&ParamSetWireId(1).versionize()).unwrap();
+        assert_eq!(versioned, as_number);
+        let unknown = bincode::serialize(&ParamSetWireId(999).versionize()).unwrap();
+        let decoded = bincode::deserialize(&unknown).unwrap();
+        assert!(ParamSetId::unversionize(decoded).is_err());
+        assert_eq!(plain_serde_number(ParamSetId::DEFAULT), 1);
+    }
+
+    fn plain_serde_number(id: ParamSetId) -> u16 {
+        // Plain serde (not versioned) also writes the number.
+        bincode::deserialize(&bincode::serialize(&id).unwrap()).unwrap()
     }
 
     #[test]
