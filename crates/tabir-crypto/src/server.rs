@@ -192,7 +192,7 @@ impl ServerKeys {
             .flatten_iter()
             .collect();
         let bits = self.decide_all(&scores);
-        let any_match = self.any_of(bits.clone());
+        let any_match = self.any_of(&bits);
 
         let candidates = match candidate_bits {
             CandidateBits::Reveal => bits.iter().map(compress_result).collect(),
@@ -350,17 +350,17 @@ impl ServerKeys {
 
     /// OR of encrypted bits: sum up to 15 bits, subtract half a bit, sign-bootstrap; repeat
     /// until one bit is left. An empty gallery gives a trivial encryption of 0 (no match).
-    fn any_of(&self, mut bits: Vec<LweCiphertextOwned<u64>>) -> LweCiphertextOwned<u64> {
+    fn any_of(&self, bits: &[LweCiphertextOwned<u64>]) -> LweCiphertextOwned<u64> {
         let p = &self.lattice;
         let big_size = p.big_lwe_dimension().to_lwe_size();
-        if bits.is_empty() {
-            return LweCiphertext::new(0u64, big_size, p.ciphertext_modulus);
-        }
-        while bits.len() > 1 {
-            let sums: Vec<LweCiphertextOwned<u64>> = bits
+        let zero = || LweCiphertext::new(0u64, big_size, p.ciphertext_modulus);
+        let mut level: Vec<LweCiphertextOwned<u64>>;
+        let mut current = bits;
+        while current.len() > 1 {
+            let sums: Vec<LweCiphertextOwned<u64>> = current
                 .chunks(ANY_MATCH_GROUP)
                 .map(|group| {
-                    let mut sum = LweCiphertext::new(0u64, big_size, p.ciphertext_modulus);
+                    let mut sum = zero();
                     for bit in group {
                         lwe_ciphertext_add_assign(&mut sum, bit);
                     }
@@ -369,10 +369,10 @@ impl ServerKeys {
                     sum
                 })
                 .collect();
-            bits = self.decide_all(&sums);
+            level = self.decide_all(&sums);
+            current = &level;
         }
-        bits.pop()
-            .unwrap_or_else(|| LweCiphertext::new(0u64, big_size, p.ciphertext_modulus))
+        current.first().cloned().unwrap_or_else(zero)
     }
 }
 
