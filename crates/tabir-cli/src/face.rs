@@ -24,8 +24,10 @@ pub enum FaceCommand {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Cosine similarity of the faces in two photos, and the decision at the default policy
-    /// threshold (0.363). Exit status 0 either way, 2 when a photo is refused.
+    /// Cosine similarity of the faces in two photos, and the decision.
+    ///
+    /// The decision uses the default policy threshold (cosine 0.363). Exit status 0 for both
+    /// decisions, 2 when a photo is refused.
     Compare {
         #[command(flatten)]
         pipeline: PipelineArgs,

@@ -143,6 +143,49 @@ mod tests {
         ));
     }
 
+    /// A JPEG of a 40x20 image, left half red and right half blue, carrying an EXIF
+    /// orientation tag.
+    fn jpeg_with_orientation(orientation: u8) -> Vec<u8> {
+        let image = RgbImage::from_fn(40, 20, |x, _| {
+            if x < 20 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        let mut jpeg = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        // APP1 "Exif": little-endian TIFF header, IFD0 with one entry: Orientation (0x0112),
+        // SHORT, count 1.
+        let mut tiff =
+            b"II\x2a\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00".to_vec();
+        tiff.extend_from_slice(&[orientation, 0, 0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\x00\x00".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let upright = decode_photo(&jpeg_with_orientation(1)).unwrap();
+        assert_eq!(upright.dimensions(), (40, 20));
+        // 6: the camera was turned; rotate 90 degrees clockwise to show it upright. The left
+        // (red) half ends on top.
+        let rotated = decode_photo(&jpeg_with_orientation(6)).unwrap();
+        assert_eq!(rotated.dimensions(), (20, 40));
+        let top = rotated.get_pixel(10, 5).0;
+        let bottom = rotated.get_pixel(10, 35).0;
+        assert!(top[0] > 200 && top[2] < 60, "top {top:?}");
+        assert!(bottom[2] > 200 && bottom[0] < 60, "bottom {bottom:?}");
+    }
+
     #[test]
     fn a_small_png_decodes() {
         let image = RgbImage::from_pixel(3, 2, image::Rgb([10, 20, 30]));
