@@ -207,7 +207,7 @@ impl ServerKeys {
 
     /// The intermediate ciphertexts of one 1:1 decision (after the external product and the
     /// offset, and after the keyswitch), for the noise measurements in the tests.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "client"))]
     pub(crate) fn intermediates(
         &self,
         probe: &Probe,

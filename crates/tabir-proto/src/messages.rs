@@ -1,0 +1,89 @@
+//! JSON metadata messages of protocol version 1.
+
+use crate::routes::Role;
+use serde::{Deserialize, Serialize};
+
+/// What the registry says about a key domain (`GET /v1/domains`, and the answer to a
+/// registration). The fingerprint is computed by the server from the uploaded keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub name: String,
+    /// Hex SHA-256 key fingerprint (64 characters).
+    pub fingerprint: String,
+    /// Stable parameter-set name, e.g. `tfhe-1.8/PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`.
+    pub params: String,
+    pub dim: u32,
+    pub threshold_cosine: f32,
+    pub threshold_score: i32,
+    /// RFC 3339 time of registration.
+    pub registered_at: String,
+}
+
+/// Registering a device or auditor key for a domain (custodian only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRegistration {
+    /// Human label, e.g. the office and counter.
+    pub label: String,
+    /// Ed25519 public key, 64 hex characters.
+    pub public_key: String,
+    pub role: Role,
+}
+
+/// A registered key as the registry shows it (never a secret).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub key_id: String,
+    pub label: String,
+    pub role: Role,
+    pub domain: String,
+    pub registered_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl DeviceRegistration {
+    /// Checks that the public key is 64 hex characters and the label is short and printable.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.public_key.len() != 64 || !self.public_key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("public_key must be 64 hex characters (an Ed25519 public key)");
+        }
+        if self.label.is_empty()
+            || self.label.len() > 128
+            || self.label.chars().any(char::is_control)
+        {
+            return Err("label must be 1-128 printable characters");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_are_validated_and_unknown_fields_refused() {
+        let ok = DeviceRegistration {
+            label: "Kantor Desa Sukamaju, loket 1".into(),
+            public_key: "ab".repeat(32),
+            role: Role::Device,
+        };
+        assert!(ok.validate().is_ok());
+        assert!(DeviceRegistration {
+            public_key: "xyz".into(),
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(DeviceRegistration {
+            label: "a\nb".into(),
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        let json = r#"{"label":"x","public_key":"00","role":"device","admin":true}"#;
+        assert!(serde_json::from_str::<DeviceRegistration>(json).is_err());
+        let role: Role = serde_json::from_str("\"custodian\"").unwrap();
+        assert_eq!(role, Role::Custodian);
+    }
+}
