@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod errors;
 pub mod messages;
 pub mod routes;
