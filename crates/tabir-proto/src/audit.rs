@@ -150,9 +150,9 @@ pub fn verify_chain(
     previous: Option<&AuditEntry>,
     server_key: &VerifyingKey,
 ) -> Result<(), ChainError> {
-    let mut expected_seq = previous.map_or(1, |p| p.seq + 1);
+    let first_seq = previous.map_or(1, |p| p.seq + 1);
     let mut expected_prev = previous.map_or(GENESIS_HASH.to_owned(), |p| p.hash.clone());
-    for entry in entries {
+    for (expected_seq, entry) in (first_seq..).zip(entries) {
         let seq = entry.seq;
         if seq != expected_seq {
             return Err(ChainError::Sequence {
@@ -173,7 +173,6 @@ pub fn verify_chain(
         server_key
             .verify(&hash, &signature)
             .map_err(|_| ChainError::BadSignature { seq })?;
-        expected_seq += 1;
         expected_prev = entry.hash.clone();
     }
     Ok(())
