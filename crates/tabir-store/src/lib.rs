@@ -1,0 +1,120 @@
+//! # tabir-store
+//!
+//! Where the server keeps key domains (with their evaluation keys), device keys, encrypted
+//! templates and the audit log. Every change is written in one transaction together with its
+//! audit entry, so an acknowledged write and its audit record are both durable, or neither is.
+//!
+//! [`Store`] is the interface; [`sqlite::SqliteStore`] is the embedded default (WAL,
+//! synchronous=FULL). The PostgreSQL implementation for several replicas is still to come.
+//! The store holds ciphertexts as opaque bytes: it never decodes them and has no key.
+
+#![forbid(unsafe_code)]
+
+pub mod sqlite;
+
+use tabir_proto::audit::{AuditEntry, AuditEvent};
+use tabir_proto::routes::Role;
+use tabir_proto::SubjectId;
+
+/// A registered key domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DomainRecord {
+    pub name: String,
+    /// Hex key fingerprint, computed by the server from the keys.
+    pub fingerprint: String,
+    pub params: String,
+    pub dim: u32,
+    pub threshold_cosine: f32,
+    pub threshold_score: i32,
+    /// The evaluation keys as uploaded (tens of MiB).
+    pub evaluation_keys: Vec<u8>,
+    pub registered_at: String,
+}
+
+/// A registered signing key (device, auditor or custodian).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyRecord {
+    /// Hex SHA-256 of the public key.
+    pub key_id: String,
+    /// Hex Ed25519 public key.
+    pub public_key: String,
+    /// The domain a device acts in; None for keys not bound to one domain.
+    pub domain: Option<String>,
+    pub role: Role,
+    pub label: String,
+    pub registered_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A change to the stored state, applied atomically with its audit entry.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Change {
+    /// Nothing but the audit entry (verifications, identifications, refusals).
+    None,
+    PutDomain(DomainRecord),
+    PutKey(KeyRecord),
+    RevokeKey {
+        key_id: String,
+        at: String,
+    },
+    PutTemplate {
+        domain: String,
+        subject: SubjectId,
+        template: Vec<u8>,
+        at: String,
+    },
+    DeleteTemplate {
+        domain: String,
+        subject: SubjectId,
+    },
+}
+
+/// Seals an audit event after the last entry (chains and signs it: the server's key).
+pub trait AuditSealer {
+    fn seal(&self, event: AuditEvent, previous: Option<&AuditEntry>) -> AuditEntry;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("a key domain named {0} already exists")]
+    DomainExists(String),
+    #[error("no key domain named {0}")]
+    UnknownDomain(String),
+    #[error("the key is already registered")]
+    KeyExists,
+    #[error("no such key, or it is already revoked")]
+    UnknownKey,
+    #[error("no enrolment for this subject")]
+    UnknownSubject,
+    #[error("the stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The storage interface of the server. Implementations are safe to share between threads.
+pub trait Store: Send + Sync {
+    /// Apply `change` and append the audit entry for `event`, in one transaction. Returns the
+    /// sealed entry. A change that cannot apply (unknown domain...) writes nothing at all.
+    fn commit(
+        &self,
+        change: Change,
+        event: AuditEvent,
+        sealer: &dyn AuditSealer,
+    ) -> Result<AuditEntry>;
+
+    fn domain(&self, name: &str) -> Result<Option<DomainRecord>>;
+    /// All domains, without their evaluation keys (left empty), by name.
+    fn domains(&self) -> Result<Vec<DomainRecord>>;
+    fn key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
+    fn keys(&self, domain: Option<&str>) -> Result<Vec<KeyRecord>>;
+    fn template(&self, domain: &str, subject: &SubjectId) -> Result<Option<Vec<u8>>>;
+    /// The domain's gallery, in enrolment order.
+    fn templates(&self, domain: &str) -> Result<Vec<(SubjectId, Vec<u8>)>>;
+    /// Audit entries with `seq > after`, at most `limit`, in order.
+    fn audit_page(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>>;
+}
