@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod postgres;
 pub mod sqlite;
 
 use tabir_proto::audit::{AuditEntry, AuditEvent};

@@ -1,0 +1,244 @@
+//! The behaviour every `Store` must have, run against each implementation: atomic writes
+//! with their audit entries, refusals that write nothing, durability across reopening, and a
+//! verifiable audit chain.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, dead_code)]
+
+use ed25519_dalek::SigningKey;
+use tabir_proto::audit::{self, Action, AuditEntry, AuditEvent, Outcome};
+use tabir_proto::{Role, SubjectId};
+use tabir_store::{AuditSealer, Change, DomainRecord, KeyRecord, Store, StoreError};
+
+struct Sealer(SigningKey);
+
+impl AuditSealer for Sealer {
+    fn seal(&self, event: AuditEvent, previous: Option<&AuditEntry>) -> AuditEntry {
+        audit::seal(event, previous, &self.0)
+    }
+}
+
+fn sealer() -> Sealer {
+    Sealer(SigningKey::from_bytes(&[9; 32]))
+}
+
+fn event(action: Action, subject: Option<&SubjectId>) -> AuditEvent {
+    AuditEvent {
+        time: "2026-11-28T02:00:00Z".into(),
+        actor: "ab".repeat(32),
+        role: Some(Role::Device),
+        domain: Some("jabar".into()),
+        key_fingerprint: Some("cd".repeat(32)),
+        action,
+        subject: subject.cloned(),
+        outcome: Outcome::Done,
+    }
+}
+
+fn domain() -> DomainRecord {
+    DomainRecord {
+        name: "jabar".into(),
+        fingerprint: "cd".repeat(32),
+        params: "tfhe-1.8/PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128".into(),
+        dim: 128,
+        threshold_cosine: 0.363,
+        threshold_score: 409,
+        evaluation_keys: vec![1, 2, 3],
+        registered_at: "2026-11-28T01:00:00Z".into(),
+    }
+}
+
+fn nik(serial: u32) -> SubjectId {
+    SubjectId::parse(&format!("320101250190{serial:04}")).unwrap()
+}
+
+fn audit_len(store: &dyn Store) -> usize {
+    store.audit_page(0, 10_000).unwrap().len()
+}
+
+pub fn enrol_replace_delete_and_refusals_write_nothing(store: &dyn Store) {
+    let sealer = sealer();
+
+    // A template for an unknown domain is refused, and nothing (not even audit) is written.
+    let orphan = Change::PutTemplate {
+        domain: "jabar".into(),
+        subject: nik(1),
+        template: vec![7; 10],
+        at: "t".into(),
+    };
+    assert!(matches!(
+        store.commit(orphan, event(Action::Enrol, Some(&nik(1))), &sealer),
+        Err(StoreError::UnknownDomain(_))
+    ));
+    assert_eq!(audit_len(store), 0);
+
+    store
+        .commit(
+            Change::PutDomain(domain()),
+            event(Action::RegisterDomain, None),
+            &sealer,
+        )
+        .unwrap();
+    assert!(matches!(
+        store.commit(
+            Change::PutDomain(domain()),
+            event(Action::RegisterDomain, None),
+            &sealer
+        ),
+        Err(StoreError::DomainExists(_))
+    ));
+    assert_eq!(audit_len(store), 1);
+    assert_eq!(
+        store.domain("jabar").unwrap().unwrap().evaluation_keys,
+        vec![1, 2, 3]
+    );
+    assert!(store.domains().unwrap()[0].evaluation_keys.is_empty());
+
+    for serial in 1..=3 {
+        let change = Change::PutTemplate {
+            domain: "jabar".into(),
+            subject: nik(serial),
+            template: vec![serial as u8; 16],
+            at: "t".into(),
+        };
+        store
+            .commit(change, event(Action::Enrol, Some(&nik(serial))), &sealer)
+            .unwrap();
+    }
+    // Replacing keeps the gallery order.
+    let replace = Change::PutTemplate {
+        domain: "jabar".into(),
+        subject: nik(1),
+        template: vec![42; 16],
+        at: "t2".into(),
+    };
+    store
+        .commit(
+            replace,
+            event(Action::ReplaceEnrolment, Some(&nik(1))),
+            &sealer,
+        )
+        .unwrap();
+    let gallery = store.templates("jabar").unwrap();
+    let order: Vec<&str> = gallery.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(order, [nik(1).as_str(), nik(2).as_str(), nik(3).as_str()]);
+    assert_eq!(gallery[0].1, vec![42; 16]);
+
+    let delete = || Change::DeleteTemplate {
+        domain: "jabar".into(),
+        subject: nik(2),
+    };
+    store
+        .commit(
+            delete(),
+            event(Action::DeleteEnrolment, Some(&nik(2))),
+            &sealer,
+        )
+        .unwrap();
+    assert_eq!(store.template("jabar", &nik(2)).unwrap(), None);
+    let before = audit_len(store);
+    assert!(matches!(
+        store.commit(
+            delete(),
+            event(Action::DeleteEnrolment, Some(&nik(2))),
+            &sealer
+        ),
+        Err(StoreError::UnknownSubject)
+    ));
+    assert_eq!(audit_len(store), before);
+
+    // The whole log verifies under the server's key.
+    let entries = store.audit_page(0, 1000).unwrap();
+    assert_eq!(entries.len(), 6);
+    audit::verify_chain(&entries, None, &sealer.0.verifying_key()).unwrap();
+    // Paging continues the chain.
+    let (first, rest) = (
+        store.audit_page(0, 2).unwrap(),
+        store.audit_page(2, 1000).unwrap(),
+    );
+    audit::verify_chain(&rest, first.last(), &sealer.0.verifying_key()).unwrap();
+}
+
+pub fn keys_register_once_and_revoke_once(store: &dyn Store) {
+    let sealer = sealer();
+    store
+        .commit(
+            Change::PutDomain(domain()),
+            event(Action::RegisterDomain, None),
+            &sealer,
+        )
+        .unwrap();
+    let key = KeyRecord {
+        key_id: "11".repeat(32),
+        public_key: "22".repeat(32),
+        domain: Some("jabar".into()),
+        role: Role::Device,
+        label: "Kantor Desa Sukamaju, loket 1".into(),
+        registered_at: "t".into(),
+        revoked_at: None,
+    };
+    store
+        .commit(
+            Change::PutKey(key.clone()),
+            event(Action::RegisterDevice, None),
+            &sealer,
+        )
+        .unwrap();
+    assert!(matches!(
+        store.commit(
+            Change::PutKey(key.clone()),
+            event(Action::RegisterDevice, None),
+            &sealer
+        ),
+        Err(StoreError::KeyExists)
+    ));
+    assert_eq!(store.key(&key.key_id).unwrap(), Some(key.clone()));
+    let revoke = || Change::RevokeKey {
+        key_id: "11".repeat(32),
+        at: "t3".into(),
+    };
+    store
+        .commit(revoke(), event(Action::RevokeDevice, None), &sealer)
+        .unwrap();
+    assert!(matches!(
+        store.commit(revoke(), event(Action::RevokeDevice, None), &sealer),
+        Err(StoreError::UnknownKey)
+    ));
+    let listed = store.keys(Some("jabar")).unwrap();
+    assert_eq!(listed[0].revoked_at.as_deref(), Some("t3"));
+    assert_eq!(store.keys(None).unwrap().len(), 1);
+}
+
+/// `open` must return a fresh handle on the same database each time it is called.
+pub fn committed_writes_survive_reopening(open: &dyn Fn() -> Box<dyn Store>) {
+    let sealer = sealer();
+    {
+        let store = open();
+        store
+            .commit(
+                Change::PutDomain(domain()),
+                event(Action::RegisterDomain, None),
+                &sealer,
+            )
+            .unwrap();
+        let change = Change::PutTemplate {
+            domain: "jabar".into(),
+            subject: nik(5),
+            template: vec![5; 32],
+            at: "t".into(),
+        };
+        store
+            .commit(change, event(Action::Enrol, Some(&nik(5))), &sealer)
+            .unwrap();
+    }
+    let store = open();
+    assert_eq!(store.template("jabar", &nik(5)).unwrap(), Some(vec![5; 32]));
+    let entries = store.audit_page(0, 100).unwrap();
+    audit::verify_chain(&entries, None, &sealer.0.verifying_key()).unwrap();
+    // The next entry chains onto the reopened log.
+    store
+        .commit(Change::None, event(Action::Verify, Some(&nik(5))), &sealer)
+        .unwrap();
+    let entries = store.audit_page(0, 100).unwrap();
+    assert_eq!(entries.len(), 3);
+    audit::verify_chain(&entries, None, &sealer.0.verifying_key()).unwrap();
+}
