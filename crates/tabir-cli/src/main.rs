@@ -1,5 +1,6 @@
 //! `tabir`: the command-line entry point.
 
+mod audit;
 mod bench;
 mod bench_face;
 mod face;
@@ -25,6 +26,9 @@ enum Command {
     /// The device's face pipeline in the clear: embed photos, compare two faces.
     #[command(subcommand)]
     Face(face::FaceCommand),
+    /// Check an exported audit log against the server's public key.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Measure the hot paths on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -33,11 +37,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Face(command) => face::run(command),
-        Command::Bench(command) => bench::run(command),
+        Command::Face(command) => face::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Audit(command) => audit::run(command),
+        Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("tabir: {error}");
             ExitCode::from(2)

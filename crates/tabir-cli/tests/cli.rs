@@ -123,3 +123,79 @@ fn bench_crypto_json_has_the_documented_fields() {
     assert_eq!(report["agreement"]["disagreements_outside_band"], 0);
     assert_eq!(report["identify_correct"], true);
 }
+
+fn write_log(dir: &Path, entries: &[tabir_proto::audit::AuditEntry]) -> PathBuf {
+    let path = dir.join("audit.json");
+    std::fs::write(&path, serde_json::to_string(entries).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn audit_verify_accepts_a_good_log_and_names_the_first_bad_entry() {
+    use tabir_proto::audit::{seal, Action, AuditEntry, AuditEvent, Outcome};
+    let server = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let public: String = server
+        .verifying_key()
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    for action in [
+        Action::RegisterDomain,
+        Action::Enrol,
+        Action::Verify,
+        Action::DeleteEnrolment,
+    ] {
+        let event = AuditEvent {
+            time: "2026-11-28T02:20:00Z".into(),
+            actor: "ab".repeat(32),
+            role: None,
+            domain: Some("jabar".into()),
+            key_fingerprint: None,
+            action,
+            subject: None,
+            outcome: Outcome::Done,
+        };
+        let entry = seal(event, entries.last(), &server);
+        entries.push(entry);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |path: &Path| {
+        tabir()
+            .args([
+                "audit",
+                "verify",
+                "--json",
+                "--server-key",
+                &public,
+                "--log",
+            ])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+
+    let good = verify(&write_log(dir.path(), &entries));
+    assert_eq!(good.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["entries"], 4);
+
+    entries[2].event.outcome = Outcome::Refused("forbidden".into());
+    let bad = verify(&write_log(dir.path(), &entries));
+    assert_eq!(bad.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert!(
+        report["error"].as_str().unwrap().starts_with("entry 3"),
+        "{report}"
+    );
+
+    let unreadable = tabir()
+        .args(["audit", "verify", "--server-key", "zz", "--log"])
+        .arg(dir.path().join("audit.json"))
+        .output()
+        .unwrap();
+    assert_eq!(unreadable.status.code(), Some(2));
+}

@@ -1,0 +1,86 @@
+//! `tabir audit verify`: check an exported audit log (a JSON array of entries) against the
+//! server's public key. Anyone can run it; it needs no secret and sees no biometric data.
+
+use clap::Subcommand;
+use ed25519_dalek::VerifyingKey;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tabir_proto::audit::{verify_chain, AuditEntry};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain and the server's signature on every entry of an exported log.
+    ///
+    /// Exit status 0 when the whole log verifies, 1 when an entry does not (the first bad one
+    /// is named), 2 when the log or key cannot be read.
+    Verify {
+        /// The exported log: a JSON array of entries, oldest first, from the first entry.
+        #[arg(long)]
+        log: PathBuf,
+        /// The server's Ed25519 public key, 64 hex characters.
+        #[arg(long)]
+        server_key: String,
+        /// Print one JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const MAX_LOG_BYTES: u64 = 1 << 30;
+
+fn parse_key(hex: &str) -> Result<VerifyingKey, String> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err("the server key must be 64 hex characters".into());
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| "the server key must be 64 hex characters".to_string())?;
+    }
+    VerifyingKey::from_bytes(&bytes).map_err(|_| "the server key is not an Ed25519 key".into())
+}
+
+pub fn run(command: AuditCommand) -> Result<ExitCode, String> {
+    match command {
+        AuditCommand::Verify {
+            log,
+            server_key,
+            json,
+        } => {
+            let key = parse_key(&server_key)?;
+            let size = std::fs::metadata(&log)
+                .map_err(|e| format!("{}: {e}", log.display()))?
+                .len();
+            if size > MAX_LOG_BYTES {
+                return Err(format!("{}: over 1 GiB; verify it in pages", log.display()));
+            }
+            let text =
+                std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+            let entries: Vec<AuditEntry> = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not an exported audit log: {e}", log.display()))?;
+            let outcome = verify_chain(&entries, None, &key);
+            if json {
+                let report = match &outcome {
+                    Ok(()) => serde_json::json!({"entries": entries.len(), "valid": true}),
+                    Err(error) => serde_json::json!({
+                        "entries": entries.len(),
+                        "valid": false,
+                        "error": error.to_string(),
+                    }),
+                };
+                println!("{report}");
+            } else {
+                match &outcome {
+                    Ok(()) => println!("audit log verifies: {} entries", entries.len()),
+                    Err(error) => println!("audit log does NOT verify: {error}"),
+                }
+            }
+            Ok(if outcome.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
