@@ -28,16 +28,9 @@ pub enum AuditCommand {
 
 const MAX_LOG_BYTES: u64 = 1 << 30;
 
-fn parse_key(hex: &str) -> Result<VerifyingKey, String> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err("the server key must be 64 hex characters".into());
-    }
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| "the server key must be 64 hex characters".to_string())?;
-    }
+fn parse_key(text: &str) -> Result<VerifyingKey, String> {
+    let bytes = tabir_proto::hex::decode::<32>(text.trim())
+        .ok_or("the server key must be 64 hex characters")?;
     VerifyingKey::from_bytes(&bytes).map_err(|_| "the server key is not an Ed25519 key".into())
 }
 

@@ -134,12 +134,7 @@ fn write_log(dir: &Path, entries: &[tabir_proto::audit::AuditEntry]) -> PathBuf 
 fn audit_verify_accepts_a_good_log_and_names_the_first_bad_entry() {
     use tabir_proto::audit::{seal, Action, AuditEntry, AuditEvent, Outcome};
     let server = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-    let public: String = server
-        .verifying_key()
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let public = tabir_proto::hex::encode(&server.verifying_key().to_bytes());
     let mut entries: Vec<AuditEntry> = Vec::new();
     for action in [
         Action::RegisterDomain,

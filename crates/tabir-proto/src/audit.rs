@@ -7,6 +7,7 @@
 //! hash with its Ed25519 key. Removing, reordering or editing an entry breaks the chain at that
 //! entry; [`verify_chain`] names the first bad one.
 
+use crate::hex;
 use crate::routes::Role;
 use crate::subject::SubjectId;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -77,21 +78,6 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 const DOMAIN_SEPARATOR: &[u8] = b"tabir-audit-entry-v1\0";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Hash of an entry's content: the serialization of (seq, event, prev_hash) is canonical
 /// because serde_json writes struct fields in declaration order.
 fn entry_hash(seq: u64, event: &AuditEvent, prev_hash: &str) -> [u8; 32] {
@@ -124,8 +110,8 @@ pub fn seal(event: AuditEvent, previous: Option<&AuditEntry>, key: &SigningKey) 
         seq,
         event,
         prev_hash,
-        hash: hex(&hash),
-        signature: hex(&key.sign(&hash).to_bytes()),
+        hash: hex::encode(&hash),
+        signature: hex::encode(&key.sign(&hash).to_bytes()),
     }
 }
 
@@ -164,10 +150,10 @@ pub fn verify_chain(
             return Err(ChainError::BrokenLink { seq });
         }
         let hash = entry_hash(seq, &entry.event, &entry.prev_hash);
-        if hex(&hash) != entry.hash {
+        if hex::encode(&hash) != entry.hash {
             return Err(ChainError::Tampered { seq });
         }
-        let signature = unhex::<64>(&entry.signature)
+        let signature = hex::decode::<64>(&entry.signature)
             .map(|bytes| Signature::from_bytes(&bytes))
             .ok_or(ChainError::BadSignature { seq })?;
         server_key
@@ -266,7 +252,7 @@ mod tests {
         // link, or (for the last entry) the signature, gives it away.
         let mut rehashed = entries.clone();
         rehashed[4].event.action = Action::DeleteEnrolment;
-        rehashed[4].hash = hex(&entry_hash(5, &rehashed[4].event, &rehashed[4].prev_hash));
+        rehashed[4].hash = hex::encode(&entry_hash(5, &rehashed[4].event, &rehashed[4].prev_hash));
         assert_eq!(
             verify_chain(&rehashed, None, &public),
             Err(ChainError::BadSignature { seq: 5 })

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod errors;
+pub mod hex;
 pub mod messages;
 pub mod routes;
 pub mod signing;

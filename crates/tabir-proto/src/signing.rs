@@ -28,10 +28,7 @@ pub fn signed_message(
     timestamp: u64,
     nonce: &str,
 ) -> Vec<u8> {
-    let digest: String = Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::hex::encode(&Sha256::digest(body));
     format!(
         "{DOMAIN_SEPARATOR}\n{}\n{path}\n{digest}\n{timestamp}\n{nonce}",
         method.to_ascii_uppercase()

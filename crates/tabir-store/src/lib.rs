@@ -97,6 +97,19 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How a role is written in a database column: its protocol name.
+pub(crate) fn role_name(role: Role) -> String {
+    match serde_json::to_value(role) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn parse_role(name: &str) -> Result<Role> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown role {name:?}")))
+}
+
 /// The storage interface of the server. Implementations are safe to share between threads.
 pub trait Store: Send + Sync {
     /// Apply `change` and append the audit entry for `event`, in one transaction. Returns the

@@ -2,11 +2,12 @@
 //! embedded store: each change and its audit entry in one transaction; appends to the audit
 //! chain are serialised across replicas with a transaction-scoped advisory lock.
 
-use crate::{AuditSealer, Change, DomainRecord, KeyRecord, Result, Store, StoreError};
+use crate::{
+    parse_role, role_name, AuditSealer, Change, DomainRecord, KeyRecord, Result, Store, StoreError,
+};
 use postgres::{Client, NoTls, Transaction};
 use std::sync::{Mutex, MutexGuard};
 use tabir_proto::audit::{AuditEntry, AuditEvent};
-use tabir_proto::routes::Role;
 use tabir_proto::SubjectId;
 
 /// Schema migrations, applied in order and recorded in `tabir_schema`.
@@ -60,18 +61,6 @@ impl std::fmt::Debug for PostgresStore {
 
 fn backend(error: postgres::Error) -> StoreError {
     StoreError::Backend(error.to_string())
-}
-
-fn role_name(role: Role) -> String {
-    match serde_json::to_value(role) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    }
-}
-
-fn parse_role(name: &str) -> Result<Role> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|_| StoreError::Corrupt(format!("unknown role {name:?}")))
 }
 
 impl PostgresStore {

@@ -1,12 +1,13 @@
 //! The embedded default: one SQLite file under the server's data folder, in WAL mode with
 //! `synchronous = FULL`, so a committed transaction survives a crash or power loss.
 
-use crate::{AuditSealer, Change, DomainRecord, KeyRecord, Result, Store, StoreError};
+use crate::{
+    parse_role, role_name, AuditSealer, Change, DomainRecord, KeyRecord, Result, Store, StoreError,
+};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use tabir_proto::audit::{AuditEntry, AuditEvent};
-use tabir_proto::routes::Role;
 use tabir_proto::SubjectId;
 
 /// File name of the database inside the data folder.
@@ -55,18 +56,6 @@ pub struct SqliteStore {
 
 fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(error.to_string())
-}
-
-fn role_name(role: Role) -> String {
-    match serde_json::to_value(role) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    }
-}
-
-fn parse_role(name: &str) -> Result<Role> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|_| StoreError::Corrupt(format!("unknown role {name:?}")))
 }
 
 fn parse_subject(text: &str) -> Result<SubjectId> {
@@ -240,6 +229,20 @@ fn require_domain(tx: &Transaction<'_>, domain: &str) -> Result<()> {
     .ok_or_else(|| StoreError::UnknownDomain(domain.to_owned()))
 }
 
+/// A domains row: the columns in the order of the queries above, the keys last when asked.
+fn domain_from_row(row: &rusqlite::Row<'_>, with_keys: bool) -> rusqlite::Result<DomainRecord> {
+    Ok(DomainRecord {
+        name: row.get(0)?,
+        fingerprint: row.get(1)?,
+        params: row.get(2)?,
+        dim: row.get(3)?,
+        threshold_cosine: row.get::<_, f64>(4)? as f32,
+        threshold_score: row.get(5)?,
+        registered_at: row.get(6)?,
+        evaluation_keys: if with_keys { row.get(7)? } else { Vec::new() },
+    })
+}
+
 fn last_audit_entry(tx: &Transaction<'_>) -> Result<Option<AuditEntry>> {
     let text: Option<String> = tx
         .query_row(
@@ -285,21 +288,10 @@ impl Store for SqliteStore {
         connection
             .query_row(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
-                        evaluation_keys, registered_at
+                        registered_at, evaluation_keys
                  FROM domains WHERE name = ?1",
                 [name],
-                |row| {
-                    Ok(DomainRecord {
-                        name: row.get(0)?,
-                        fingerprint: row.get(1)?,
-                        params: row.get(2)?,
-                        dim: row.get(3)?,
-                        threshold_cosine: row.get::<_, f64>(4)? as f32,
-                        threshold_score: row.get(5)?,
-                        evaluation_keys: row.get(6)?,
-                        registered_at: row.get(7)?,
-                    })
-                },
+                |row| domain_from_row(row, true),
             )
             .optional()
             .map_err(backend)
@@ -315,18 +307,7 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         let rows = statement
-            .query_map([], |row| {
-                Ok(DomainRecord {
-                    name: row.get(0)?,
-                    fingerprint: row.get(1)?,
-                    params: row.get(2)?,
-                    dim: row.get(3)?,
-                    threshold_cosine: row.get::<_, f64>(4)? as f32,
-                    threshold_score: row.get(5)?,
-                    evaluation_keys: Vec::new(),
-                    registered_at: row.get(6)?,
-                })
-            })
+            .query_map([], |row| domain_from_row(row, false))
             .map_err(backend)?;
         rows.collect::<std::result::Result<_, _>>().map_err(backend)
     }
