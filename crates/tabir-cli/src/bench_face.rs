@@ -55,7 +55,7 @@ pub fn run(
 ) -> Result<(), String> {
     let pipeline = args.load()?;
     let path = image.map_or_else(default_photo, Path::to_path_buf);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = image_io::read_photo(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let start = Instant::now();
     let photo = image_io::decode_photo(&bytes).map_err(|e| e.to_string())?;
     let decode_ms = ms(start.elapsed());

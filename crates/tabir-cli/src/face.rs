@@ -83,12 +83,9 @@ pub fn run(command: FaceCommand) -> Result<(), String> {
 
 fn embed_file(
     pipeline: &FacePipeline,
-    path: &PathBuf,
+    path: &std::path::Path,
 ) -> Result<tabir_face::FaceEmbedding, FaceError> {
-    let bytes = std::fs::read(path).map_err(|e| FaceError::UnreadableImage {
-        detail: e.to_string(),
-    })?;
-    pipeline.embed_photo(&bytes)
+    pipeline.embed_photo(&tabir_face::image_io::read_photo(path)?)
 }
 
 fn error_json(error: &FaceError) -> serde_json::Value {

@@ -10,6 +10,30 @@ pub const MAX_PIXELS: u64 = 40_000_000;
 /// Largest file accepted, before decoding.
 pub const MAX_FILE_BYTES: usize = 40 * 1024 * 1024;
 
+/// Read a photo file, refusing one over [`MAX_FILE_BYTES`] before reading it into memory.
+pub fn read_photo(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| FaceError::UnreadableImage {
+        detail: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let too_big = || FaceError::UnreadableImage {
+        detail: format!("file is over {} MiB", MAX_FILE_BYTES / (1024 * 1024)),
+    };
+    if file.metadata().map_err(unreadable)?.len() > MAX_FILE_BYTES as u64 {
+        return Err(too_big());
+    }
+    // A file that grows while it is read still stops at the limit.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// Decode a JPEG or PNG photo to upright RGB.
 pub fn decode_photo(bytes: &[u8]) -> Result<RgbImage> {
     if bytes.len() > MAX_FILE_BYTES {
@@ -119,6 +143,20 @@ mod tests {
             }
         }
         !crc
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_without_reading_it() {
+        let path = std::env::temp_dir().join(format!("tabir-huge-{}.jpg", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        // Sparse: no disk space or time spent.
+        file.set_len(MAX_FILE_BYTES as u64 + 1).unwrap();
+        let err = read_photo(&path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            matches!(&err, FaceError::UnreadableImage { detail } if detail.contains("over")),
+            "{err}"
+        );
     }
 
     #[test]

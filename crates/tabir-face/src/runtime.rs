@@ -23,6 +23,7 @@ struct ModelEntry {
     name: String,
     file: String,
     sha256: String,
+    size: u64,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
 }
@@ -117,6 +118,17 @@ pub fn load_model(models_dir: &Path, model: Model, threads: usize) -> Result<Ses
         .find(|m| m.name == model.name())
         .ok_or_else(|| invalid("not in the manifest".into()))?;
     let path = models_dir.join(&entry.file);
+    // Check the size first: a wrong or huge file is refused without reading it.
+    let size = std::fs::metadata(&path)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?
+        .len();
+    if size != entry.size {
+        return Err(invalid(format!(
+            "{} is {size} bytes, the manifest pins {}",
+            path.display(),
+            entry.size
+        )));
+    }
     let bytes = std::fs::read(&path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
     let digest: String = Sha256::digest(&bytes)
         .iter()
