@@ -60,10 +60,6 @@ pub enum CryptoError {
     /// More templates in one request than the caller allowed.
     #[error("gallery of {got} templates is over the limit of {limit}")]
     GalleryTooLarge { got: usize, limit: usize },
-
-    /// The random source of the operating system failed.
-    #[error("the system random source failed")]
-    Randomness,
 }
 
 pub type Result<T> = std::result::Result<T, CryptoError>;

@@ -93,10 +93,10 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 fn unreadable(error: image::ImageError) -> FaceError {
     match error {
         image::ImageError::Unsupported(_) => FaceError::UnsupportedFormat,
-        image::ImageError::Limits(_) => FaceError::ImageTooLarge {
-            width: 0,
-            height: 0,
-            limit: MAX_PIXELS,
+        // The pixel count already passed: the decoder needed more memory than a photo may use
+        // (a 16-bit or otherwise unusual encoding). Its size is not the problem to report.
+        image::ImageError::Limits(_) => FaceError::UnreadableImage {
+            detail: "decoding it needs more memory than a photo may use".into(),
         },
         other => FaceError::UnreadableImage {
             detail: other.to_string(),
