@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod bench_face;
 mod face;
+mod server;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     /// The device's face pipeline in the clear: embed photos, compare two faces.
     #[command(subcommand)]
     Face(face::FaceCommand),
+    /// Run the verification server (holds evaluation keys only).
+    Server(server::ServerArgs),
     /// Check an exported audit log against the server's public key.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Face(command) => face::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Server(args) => server::run(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => audit::run(command),
         Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };

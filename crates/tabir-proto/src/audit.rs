@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Action {
+    /// The first custodian key, registered with the server's one-time bootstrap token or flag.
+    BootstrapCustodian,
     RegisterDomain,
     RegisterDevice,
     RevokeDevice,

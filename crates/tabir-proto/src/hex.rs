@@ -7,7 +7,7 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decode exactly `N` bytes from `2 N` hex characters (either case).
 pub fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N || !text.is_ascii() {
+    if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; N];
@@ -27,5 +27,6 @@ mod tests {
         assert_eq!(super::decode::<4>("0001abf"), None);
         assert_eq!(super::decode::<4>("0001abfg"), None);
         assert_eq!(super::decode::<2>("é1"), None);
+        assert_eq!(super::decode::<2>("+f+f"), None);
     }
 }

@@ -41,6 +41,48 @@ pub struct DeviceInfo {
     pub revoked_at: Option<String>,
 }
 
+/// The answer to an enrolment (`PUT .../subjects/{subject}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolmentReceipt {
+    /// True when an earlier template of the subject was replaced.
+    pub replaced: bool,
+    /// Sequence number of the audit entry that records it.
+    pub audit_seq: u64,
+}
+
+/// The answer to a deletion (`DELETE .../subjects/{subject}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionReceipt {
+    /// Sequence number of the audit entry that records it.
+    pub audit_seq: u64,
+}
+
+/// A page of the audit log (`GET /v1/audit`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<crate::audit::AuditEntry>,
+    /// Pass as `after` for the next page; None at the end of the log.
+    pub next_after: Option<u64>,
+}
+
+/// What the server says about itself (`GET /v1/server`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Hex Ed25519 public key that signs the audit log.
+    pub audit_public_key: String,
+    pub version: String,
+    pub protocol: u32,
+}
+
+/// The one-time custodian bootstrap (`POST /v1/bootstrap`, bearer token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodianBootstrap {
+    pub label: String,
+    /// Ed25519 public key, 64 hex characters.
+    pub public_key: String,
+}
+
 impl DeviceRegistration {
     /// Checks that the public key is 64 hex characters and the label is short and printable.
     pub fn validate(&self) -> Result<(), &'static str> {

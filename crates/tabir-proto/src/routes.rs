@@ -34,7 +34,20 @@ const _: () = assert!(LIMIT_PROBE >= 33 * 1024 && LIMIT_PROBE <= 64 * 1024);
 const _: () = assert!(LIMIT_TEMPLATE >= 17 * 1024 && LIMIT_TEMPLATE <= 32 * 1024);
 const _: () = assert!(LIMIT_EVALUATION_KEYS >= 29 * 1024 * 1024);
 
-/// `PUT /v1/domains/{domain}`: evaluation keys (blob) -> [`crate::messages::DomainInfo`].
+/// `POST`: the one-time custodian bootstrap (bearer token, not a signature).
+pub const BOOTSTRAP: &str = "/v1/bootstrap";
+/// `GET`: the server's audit-signing public key and version.
+pub const SERVER_INFO: &str = "/v1/server";
+/// `GET`: all key domains with their fingerprints.
+pub const DOMAINS: &str = "/v1/domains";
+/// `GET ?after=N&limit=M`: a page of the audit log.
+pub const AUDIT: &str = "/v1/audit";
+/// Unauthenticated: 200 when ready.
+pub const HEALTH: &str = "/healthz";
+/// Unauthenticated: Prometheus text.
+pub const METRICS: &str = "/metrics";
+
+/// `GET` a domain's registry entry; `PUT /v1/domains/{domain}`: evaluation keys (blob) -> [`crate::messages::DomainInfo`].
 pub fn domain(domain: &str) -> String {
     format!("{API_PREFIX}/domains/{domain}")
 }
@@ -58,6 +71,19 @@ pub fn identification(domain: &str) -> String {
 pub fn devices(domain: &str) -> String {
     format!("{API_PREFIX}/domains/{domain}/devices")
 }
+
+/// `DELETE` revokes a registered key of the domain.
+pub fn device(domain: &str, key_id: &str) -> String {
+    format!("{API_PREFIX}/domains/{domain}/devices/{key_id}")
+}
+
+/// `GET` a page of the audit log after sequence number `after`.
+pub fn audit_page(after: u64, limit: usize) -> String {
+    format!("{AUDIT}?after={after}&limit={limit}")
+}
+
+/// Most audit entries one page returns.
+pub const AUDIT_PAGE_MAX: usize = 1000;
 
 /// A domain name: 1-64 characters of lower-case ASCII letters, digits and '-', starting with a
 /// letter (it appears in paths and in the audit log).

@@ -50,7 +50,39 @@ const MIGRATIONS: &[&str] = &[r#"
 const AUDIT_LOCK: i64 = 0x7461_6269_725f_6175; // "tabir_au"
 
 pub struct PostgresStore {
-    client: Mutex<Client>,
+    client: Mutex<Connection>,
+}
+
+/// The blocking client, closed on a plain thread when dropped: closing runs the client's own
+/// small runtime, which must not start on a thread of an async runtime (a server drops its
+/// store on one).
+struct Connection(Option<Client>);
+
+impl std::ops::Deref for Connection {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        match &self.0 {
+            Some(client) => client,
+            None => unreachable!("the client is taken only on drop"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Client {
+        match &mut self.0 {
+            Some(client) => client,
+            None => unreachable!("the client is taken only on drop"),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -83,11 +115,11 @@ impl PostgresStore {
         }
         migrate(&mut client)?;
         Ok(Self {
-            client: Mutex::new(client),
+            client: Mutex::new(Connection(Some(client))),
         })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Client>> {
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
         self.client
             .lock()
             .map_err(|_| StoreError::Backend("a previous store operation panicked".into()))

@@ -1,0 +1,1 @@
+//! # tabir-client (in progress)

@@ -1,0 +1,143 @@
+//! The HTTP surface: the router, and the steps every authenticated route takes (headers
+//! checked, body read within the route's limit, signature checked, refusals audited).
+
+mod health;
+mod matching;
+mod registry;
+
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+use crate::state::{Act, AppState};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use tabir_proto::routes;
+use tabir_proto::{ErrorCode, SubjectId};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(routes::HEALTH, get(health::healthz))
+        .route(routes::METRICS, get(health::metrics))
+        .route(routes::BOOTSTRAP, post(registry::bootstrap))
+        .route(routes::SERVER_INFO, get(registry::server_info))
+        .route(routes::DOMAINS, get(registry::list_domains))
+        .route(
+            "/v1/domains/{domain}",
+            put(registry::register_domain).get(registry::get_domain),
+        )
+        .route(
+            "/v1/domains/{domain}/devices",
+            post(registry::register_device).get(registry::list_devices),
+        )
+        .route(
+            "/v1/domains/{domain}/devices/{key_id}",
+            axum::routing::delete(registry::revoke_device),
+        )
+        .route(
+            "/v1/domains/{domain}/subjects/{subject}",
+            put(matching::enrol).delete(matching::delete_enrolment),
+        )
+        .route(
+            "/v1/domains/{domain}/subjects/{subject}/verifications",
+            post(matching::verify),
+        )
+        .route(
+            "/v1/domains/{domain}/identifications",
+            post(matching::identify),
+        )
+        .route(routes::AUDIT, get(registry::audit_page))
+        .fallback(not_found)
+        // Bodies are read by each route with its own limit (see `Signed::read`).
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ErrorCode::NotFound.into()
+}
+
+/// Metrics and one log line per request, labelled by the route template (never the concrete
+/// path: it holds subject ids).
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .request(method.as_str(), &route, status, elapsed);
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status,
+        ms = elapsed.as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+/// An authenticated request: who sent it and its body.
+pub struct Signed {
+    pub caller: Caller,
+    pub body: Bytes,
+}
+
+impl Signed {
+    /// Check the headers, read the body within `limit` bytes, check the signature.
+    pub async fn read(
+        state: &Arc<AppState>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Body,
+        limit: u64,
+    ) -> Result<Self, ApiError> {
+        let pending = auth::precheck(state, headers).await?;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(ErrorCode::PayloadTooLarge.into());
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let body = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
+        let caller = pending.finish(state, method, uri, &body)?;
+        Ok(Self { caller, body })
+    }
+}
+
+/// Run an authenticated action; if it is refused, audit the refusal before answering.
+pub async fn audited<F>(state: &Arc<AppState>, caller: &Caller, act: &Act, action: F) -> Response
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    match action.await {
+        Ok(response) => response,
+        Err(error) => state.refuse(caller, act, error).await.into_response(),
+    }
+}
+
+pub fn parse_subject(text: &str) -> Result<SubjectId, ApiError> {
+    SubjectId::parse(text).map_err(|_| ApiError::new(ErrorCode::InvalidSubjectId))
+}
+
+pub fn blob_response(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, routes::CONTENT_TYPE_BLOB)], bytes).into_response()
+}

@@ -1,0 +1,208 @@
+//! The server's own signing key (it signs the audit log) and the first custodian.
+//!
+//! On first start the server creates its signing key in the data folder (mode 0600). A fresh
+//! server has no custodian, and only a custodian can register domains and devices, so either
+//! the operator names the custodian's public key by flag (`--custodian-key`), or the server
+//! prints a one-time token; the custodian's tool presents it once (`POST /v1/bootstrap`) to
+//! register its key. The server keeps only the token's SHA-256, compares in constant time,
+//! and forgets it when used. A restart before it is used prints a new one.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::{Act, AppState};
+use crate::StartError;
+use ed25519_dalek::SigningKey;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tabir_proto::audit::{Action, Outcome};
+use tabir_proto::messages::CustodianBootstrap;
+use tabir_proto::signing;
+use tabir_proto::{ErrorCode, Role};
+use tabir_store::{Change, KeyRecord};
+use zeroize::Zeroizing;
+
+/// The signing key's file name inside the data folder.
+pub const SERVER_KEY_FILE: &str = "server-signing.key";
+
+/// The server's Ed25519 signing key and the file it came from.
+pub struct ServerKeyFile {
+    key: SigningKey,
+    pub path: PathBuf,
+}
+
+impl ServerKeyFile {
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Hex public key (what auditors verify the log with).
+    pub fn public_key_hex(&self) -> String {
+        tabir_proto::hex::encode(self.key.verifying_key().as_bytes())
+    }
+}
+
+/// Load the key from `path`, or create it there (0600, written to a temporary file first and
+/// renamed, so a crash cannot leave half a key).
+pub fn load_or_create_server_key(path: &Path) -> Result<ServerKeyFile, StartError> {
+    let fail = |reason: String| StartError::ServerKey {
+        path: path.to_owned(),
+        reason,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            let bytes = tabir_proto::hex::decode::<32>(text.trim())
+                .map(Zeroizing::new)
+                .ok_or_else(|| fail("not a hex Ed25519 secret key (64 hex characters)".into()))?;
+            Ok(ServerKeyFile {
+                key: SigningKey::from_bytes(&bytes),
+                path: path.to_owned(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            rand::rngs::OsRng.fill_bytes(seed.as_mut());
+            let key = SigningKey::from_bytes(&seed);
+            let text = Zeroizing::new(tabir_proto::hex::encode(seed.as_ref()));
+            write_secret_file(path, text.as_bytes()).map_err(|e| fail(e.to_string()))?;
+            Ok(ServerKeyFile {
+                key,
+                path: path.to_owned(),
+            })
+        }
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+/// Write a secret file readable by its owner only, atomically.
+fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)
+}
+
+/// The SHA-256 of the one-time token, while one is outstanding.
+#[derive(Default)]
+pub struct BootstrapToken {
+    digest: tokio::sync::Mutex<Option<[u8; 32]>>,
+}
+
+/// Register the custodian key given by flag, or make a bootstrap token when no custodian
+/// exists yet. Returns the token to print.
+pub async fn prepare_custodian(
+    state: &Arc<AppState>,
+    custodian_key: Option<String>,
+) -> Result<Option<String>, StartError> {
+    // Store calls run on blocking threads: the PostgreSQL client must not run on the runtime.
+    let startup_failed = |e: ApiError| StartError::Startup(e.code.message());
+    let keys = state
+        .with_store(|store| store.keys(None))
+        .await
+        .map_err(startup_failed)?;
+    let has_custodian = keys
+        .iter()
+        .any(|k| k.role == Role::Custodian && k.revoked_at.is_none());
+    if let Some(public_key) = custodian_key {
+        let record = custodian_record(&public_key, "custodian (--custodian-key)")
+            .map_err(|e| StartError::CustodianKey(e.into()))?;
+        if keys.iter().any(|k| k.key_id == record.key_id) {
+            return Ok(None);
+        }
+        let server = server_caller();
+        let act = Act::new(Action::BootstrapCustodian, None);
+        state
+            .commit(Change::PutKey(record), act.event(&server, Outcome::Done))
+            .await
+            .map_err(startup_failed)?;
+        return Ok(None);
+    }
+    if has_custodian {
+        return Ok(None);
+    }
+    let mut token_bytes = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(token_bytes.as_mut());
+    let token = tabir_proto::hex::encode(token_bytes.as_ref());
+    *state.bootstrap.digest.lock().await = Some(Sha256::digest(token.as_bytes()).into());
+    Ok(Some(token))
+}
+
+/// The server acting on its own behalf (flag-given custodian).
+fn server_caller() -> Caller {
+    Caller {
+        key_id: "server".into(),
+        role: Role::Custodian,
+        domain: None,
+    }
+}
+
+fn custodian_record(public_key: &str, label: &str) -> Result<KeyRecord, &'static str> {
+    let key = signing::parse_public_key(public_key)
+        .ok_or("not an Ed25519 public key (64 hex characters)")?;
+    Ok(KeyRecord {
+        key_id: signing::key_id(&key),
+        public_key: tabir_proto::hex::encode(key.as_bytes()),
+        domain: None,
+        role: Role::Custodian,
+        label: label.to_owned(),
+        registered_at: crate::time::rfc3339_now(),
+        revoked_at: None,
+    })
+}
+
+/// `POST /v1/bootstrap`: register the first custodian with the one-time token.
+pub async fn redeem(
+    state: &Arc<AppState>,
+    presented_token: Option<&str>,
+    request: CustodianBootstrap,
+) -> Result<KeyRecord, ApiError> {
+    let mut outstanding = state.bootstrap.digest.lock().await;
+    let (Some(expected), Some(presented)) = (outstanding.as_ref(), presented_token) else {
+        return Err(ErrorCode::Unauthenticated.into());
+    };
+    let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    if !bool::from(expected.ct_eq(&presented)) {
+        return Err(ErrorCode::Unauthenticated.into());
+    }
+    let registration = tabir_proto::messages::DeviceRegistration {
+        label: request.label,
+        public_key: request.public_key,
+        role: Role::Custodian,
+    };
+    registration
+        .validate()
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest))?;
+    let record = custodian_record(&registration.public_key, &registration.label)
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest))?;
+    let act = Act::new(Action::BootstrapCustodian, None);
+    let caller = Caller {
+        key_id: record.key_id.clone(),
+        role: Role::Custodian,
+        domain: None,
+    };
+    state
+        .commit(
+            Change::PutKey(record.clone()),
+            act.event(&caller, Outcome::Done),
+        )
+        .await?;
+    // Used: a second presentation is refused.
+    *outstanding = None;
+    Ok(record)
+}

@@ -1,0 +1,155 @@
+//! # tabir-server
+//!
+//! The verification server: it stores encrypted templates per (key domain, subject), evaluates
+//! encrypted matches and returns encrypted bits, and keeps the hash-chained, signed audit log.
+//! It holds evaluation keys only. It depends on `tabir-crypto` without its `client` feature,
+//! so key generation, encryption and decryption are not in its build at all, and it does not
+//! depend on the face pipeline.
+//!
+//! Routes, bodies, statuses and error codes: docs/protocol.md. Running it: docs/operations.md.
+
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+mod bootstrap;
+mod domains;
+mod error;
+mod metrics;
+mod pool;
+mod state;
+mod time;
+
+pub use bootstrap::{load_or_create_server_key, ServerKeyFile, SERVER_KEY_FILE};
+pub use state::ServerConfig;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tabir_store::Store;
+
+/// TLS certificate chain and private key, both PEM files.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Store(#[from] tabir_store::StoreError),
+    #[error("server key file {path}: {reason}")]
+    ServerKey { path: PathBuf, reason: String },
+    #[error("start-up failed: {0}")]
+    Startup(&'static str),
+    #[error("custodian key: {0}")]
+    CustodianKey(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen: {0}")]
+    Listen(std::io::Error),
+}
+
+/// What `start` needs besides the listener.
+pub struct Startup {
+    pub store: Arc<dyn Store>,
+    pub server_key: ServerKeyFile,
+    pub config: ServerConfig,
+    /// A custodian public key (hex) to register at start instead of the bootstrap token.
+    pub custodian_key: Option<String>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// A running server: its address, the one-time bootstrap token (when no custodian is
+/// registered yet), and the handle that stops it.
+pub struct RunningServer {
+    pub address: SocketAddr,
+    pub bootstrap_token: Option<String>,
+    shutdown: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stop accepting connections, let in-flight requests finish (up to `grace`), and wait.
+    pub async fn shutdown(self, grace: std::time::Duration) -> std::io::Result<()> {
+        self.shutdown.graceful_shutdown(Some(grace));
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+
+    /// Wait until the server stops (after a call to `shutdown` from elsewhere, or a failure).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+
+    /// A handle that can stop the server from another task.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.shutdown.clone())
+    }
+}
+
+/// Stops a running server gracefully.
+#[derive(Clone)]
+pub struct Stopper(axum_server::Handle);
+
+impl Stopper {
+    pub fn stop(&self, grace: std::time::Duration) {
+        self.0.graceful_shutdown(Some(grace));
+    }
+}
+
+/// Start serving on `listener`. Registers the custodian key given by flag, or makes a
+/// bootstrap token if no custodian exists yet; then answers requests until shut down.
+pub async fn start(
+    startup: Startup,
+    listener: std::net::TcpListener,
+) -> Result<RunningServer, StartError> {
+    let Startup {
+        store,
+        server_key,
+        config,
+        custodian_key,
+        tls,
+    } = startup;
+    let address = listener.local_addr().map_err(StartError::Listen)?;
+    listener.set_nonblocking(true).map_err(StartError::Listen)?;
+
+    let state = state::AppState::new(store, server_key, config);
+    let bootstrap_token = bootstrap::prepare_custodian(&state, custodian_key).await?;
+    let app = api::router(Arc::clone(&state));
+
+    let handle = axum_server::Handle::new();
+    let service = app.into_make_service();
+    let serves_tls = tls.is_some();
+    let task = match tls {
+        None => {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+        Some(files) => {
+            // One process-wide crypto provider for rustls; a second install is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+                &files.certificate,
+                &files.private_key,
+            )
+            .await
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+            let server = axum_server::from_tcp_rustls(listener, tls_config).handle(handle.clone());
+            tokio::spawn(async move { server.serve(service).await })
+        }
+    };
+    tracing::info!(%address, tls = serves_tls, "tabir server listening");
+    Ok(RunningServer {
+        address,
+        bootstrap_token,
+        shutdown: handle,
+        task,
+    })
+}

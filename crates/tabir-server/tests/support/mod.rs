@@ -1,0 +1,366 @@
+//! What the server tests share: one key domain per test process, a server on 127.0.0.1:0
+//! with its first custodian bootstrapped, and a signing HTTP client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use ed25519_dalek::SigningKey;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use reqwest::{Method, StatusCode};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tabir_crypto::client::{generate_key_domain, ClientKey};
+use tabir_crypto::evaluation_keys::EvaluationKeys;
+use tabir_crypto::params::DomainConfig;
+use tabir_proto::messages::{CustodianBootstrap, DeviceInfo, DeviceRegistration};
+use tabir_proto::signing::RequestSignature;
+use tabir_proto::{routes, ErrorBody, Role};
+use tabir_server::{RunningServer, ServerConfig, Startup};
+use tabir_store::Store;
+
+pub const DOMAIN: &str = "jabar-bansos";
+pub const DIM: u32 = 128;
+
+/// One key domain for the whole test process (key generation takes about a second).
+pub struct Keys {
+    pub client: ClientKey,
+    pub evaluation: Vec<u8>,
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let config = DomainConfig::with_cosine_threshold(DIM, 0.363).unwrap();
+        let (client, evaluation) = generate_key_domain(config).unwrap();
+        Keys {
+            client,
+            evaluation: evaluation.to_bytes(),
+        }
+    })
+}
+
+/// A second, unrelated key domain (for wrong-fingerprint refusals).
+pub fn other_keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let config = DomainConfig::with_cosine_threshold(DIM, 0.363).unwrap();
+        let (client, evaluation) = generate_key_domain(config).unwrap();
+        Keys {
+            client,
+            evaluation: evaluation.to_bytes(),
+        }
+    })
+}
+
+pub fn evaluation_keys() -> EvaluationKeys {
+    EvaluationKeys::from_bytes(&keys().evaluation).unwrap()
+}
+
+pub fn signing_key(seed: u64) -> SigningKey {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    SigningKey::from_bytes(&bytes)
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn fresh_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    tabir_proto::hex::encode(&bytes)
+}
+
+/// A response, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The protocol error code of an error answer.
+    pub fn code(&self) -> String {
+        let body: ErrorBody = serde_json::from_slice(&self.body).unwrap_or_else(|_| {
+            panic!("not an error body: {}", String::from_utf8_lossy(&self.body))
+        });
+        body.error.code
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body[..self.body.len().min(300)])
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn refused(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "code {}", self.code());
+        assert_eq!(self.code(), code);
+    }
+}
+
+/// How to sign one request; the default is a correct signature made now.
+#[derive(Clone, Default)]
+pub struct Signing {
+    pub timestamp: Option<u64>,
+    pub nonce: Option<String>,
+    /// Sign this body instead of the one sent.
+    pub signed_body: Option<Vec<u8>>,
+    pub unsigned: bool,
+}
+
+#[derive(Clone)]
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        key: &SigningKey,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        self.send_with(key, method, path, body, &Signing::default())
+            .await
+    }
+
+    pub async fn send_with(
+        &self,
+        key: &SigningKey,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        signing: &Signing,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if !signing.unsigned {
+            let signature = RequestSignature::sign(
+                key,
+                method.as_str(),
+                path,
+                signing.signed_body.as_deref().unwrap_or(&body),
+                signing.timestamp.unwrap_or_else(now),
+                signing.nonce.clone().unwrap_or_else(fresh_nonce),
+            );
+            for (name, value) in signature.headers() {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.body(body).send().await.expect("request failed");
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    pub async fn get_unsigned(&self, path: &str) -> Answer {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.unwrap().to_vec(),
+        }
+    }
+}
+
+/// A running server with its custodian, on loopback.
+pub struct Harness {
+    pub http: Http,
+    pub server: RunningServer,
+    pub store: Arc<dyn Store>,
+    pub custodian: SigningKey,
+    pub audit_key: ed25519_dalek::VerifyingKey,
+    _data: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let server_key = tabir_server::load_or_create_server_key(
+            &data.path().join(tabir_server::SERVER_KEY_FILE),
+        )
+        .unwrap();
+        let audit_key = server_key.signing_key().verifying_key();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = tabir_server::start(
+            Startup {
+                store: Arc::clone(&store),
+                server_key,
+                config,
+                custodian_key: None,
+                tls: None,
+            },
+            listener,
+        )
+        .await
+        .unwrap();
+        let http = Http::new(format!("http://{}", server.address));
+        wait_healthy(&http).await;
+        let custodian = signing_key(1);
+        let token = server
+            .bootstrap_token
+            .clone()
+            .expect("a fresh server has a token");
+        let body = serde_json::to_vec(&CustodianBootstrap {
+            label: "test custodian".into(),
+            public_key: tabir_proto::hex::encode(custodian.verifying_key().as_bytes()),
+        })
+        .unwrap();
+        let answer = http
+            .client
+            .post(format!("{}{}", http.base, routes::BOOTSTRAP))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 201);
+        Self {
+            http,
+            server,
+            store,
+            custodian,
+            audit_key,
+            _data: data,
+        }
+    }
+
+    /// Register the test domain's keys.
+    pub async fn register_domain(&self) {
+        self.http
+            .send(
+                &self.custodian,
+                Method::PUT,
+                &routes::domain(DOMAIN),
+                keys().evaluation.clone(),
+            )
+            .await
+            .expect(201);
+    }
+
+    /// Register a key for `domain` with `role`; returns its key id.
+    pub async fn register(&self, key: &SigningKey, domain: &str, role: Role) -> String {
+        let registration = DeviceRegistration {
+            label: format!("{role:?} for tests"),
+            public_key: tabir_proto::hex::encode(key.verifying_key().as_bytes()),
+            role,
+        };
+        let info: DeviceInfo = self
+            .http
+            .send(
+                &self.custodian,
+                Method::POST,
+                &routes::devices(domain),
+                serde_json::to_vec(&registration).unwrap(),
+            )
+            .await
+            .expect(201)
+            .json();
+        info.key_id
+    }
+}
+
+/// Poll /healthz until it answers 200 (no sleeps in place of readiness).
+pub async fn wait_healthy(http: &Http) {
+    for _ in 0..200 {
+        if let Ok(response) = http
+            .client
+            .get(format!("{}{}", http.base, routes::HEALTH))
+            .send()
+            .await
+        {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never became healthy");
+}
+
+pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tabir_store::sqlite::SqliteStore::open(dir.path()).unwrap();
+    (Arc::new(store), dir)
+}
+
+/// A PostgreSQL store in a fresh schema, or None (with a note) when no database is set.
+pub fn postgres_store(test: &str) -> Option<(Arc<dyn Store>, DropSchema)> {
+    match std::env::var("TABIR_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            let schema = format!("tabir_server_{test}_{}_{nanos}", std::process::id());
+            let store = tabir_store::postgres::PostgresStore::connect(&url, Some(&schema)).unwrap();
+            Some((Arc::new(store), DropSchema(url, schema)))
+        }
+        _ => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "server test {test} on PostgreSQL: skipped, TABIR_TEST_DATABASE_URL is not set"
+            );
+            None
+        }
+    }
+}
+
+/// Call the (synchronous) store from async test code: the PostgreSQL client must not run on
+/// an async worker.
+pub fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(call)
+}
+
+/// Drops a test's PostgreSQL schema at the end of the test.
+pub struct DropSchema(String, String);
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.0.clone(), self.1.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        })
+        .join();
+    }
+}
