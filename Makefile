@@ -1,5 +1,10 @@
 # Tabir: the commands a new user runs. `make test` is what CI runs.
-.PHONY: test bench-crypto bench-face
+.PHONY: demo test bench-crypto bench-face
+
+# Tabir end to end on this machine: key domain, local server, device, enrol, verify (match and
+# no match), identify, delete, audit log; each step with its time and bytes on the wire.
+demo:
+	./scripts/demo.sh
 
 # ONNX Runtime's library comes from the pinned PyPI wheel (scripts/setup-ort.sh), then tests.
 test:

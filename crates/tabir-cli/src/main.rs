@@ -3,7 +3,10 @@
 mod audit;
 mod bench;
 mod bench_face;
+mod custody;
 mod face;
+mod office;
+mod secrets;
 mod server;
 mod stats;
 
@@ -24,12 +27,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Enrol a subject from a photo (the template is encrypted on this device).
+    Enroll(office::SubjectPhoto),
+    /// Verify a photo against a subject's enrolment. Exit 0 match, 1 no match, 2 error.
+    Verify(office::SubjectPhoto),
+    /// Does the photo match anyone enrolled in the domain? Exit 0 match, 1 no match, 2 error.
+    Identify(office::PhotoOnly),
+    /// Delete a subject's enrolment (the audit log keeps the event, not the data).
+    Delete(office::SubjectOnly),
+    /// Key domains and device keys, for custodians.
+    #[command(subcommand)]
+    Custody(custody::CustodyCommand),
     /// The device's face pipeline in the clear: embed photos, compare two faces.
     #[command(subcommand)]
     Face(face::FaceCommand),
     /// Run the verification server (holds evaluation keys only).
     Server(server::ServerArgs),
-    /// Check an exported audit log against the server's public key.
+    /// Export the audit log, and check an exported log against the server's public key.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Measure the hot paths on this machine.
@@ -41,6 +55,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Face(command) => face::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Enroll(args) => return office::run(office::Operation::Enroll(args)),
+        Command::Verify(args) => return office::run(office::Operation::Verify(args)),
+        Command::Identify(args) => return office::run(office::Operation::Identify(args)),
+        Command::Delete(args) => return office::run(office::Operation::Delete(args)),
+        Command::Custody(command) => custody::run(command).map(|()| ExitCode::SUCCESS),
         Command::Server(args) => server::run(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => audit::run(command),
         Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),

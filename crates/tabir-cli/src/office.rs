@@ -1,0 +1,265 @@
+//! The operator's commands at the counter: `tabir enroll`, `verify`, `identify`, `delete`.
+//! Exit status: 0 done (for verify and identify: match), 1 no match, 2 an error.
+
+use crate::face::PipelineArgs;
+use crate::secrets::{passphrase, PASSPHRASE_ENV};
+use clap::Args;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tabir_client::office::{Timings, WireBytes};
+use tabir_client::{ClientConfig, ClientError, OfficeClient};
+use tabir_crypto::client::Decision;
+use tabir_proto::SubjectId;
+
+#[derive(Args)]
+pub struct DeviceArgs {
+    /// The device's configuration (tabir.toml from `tabir custody device add`); the
+    /// environment (TABIR_SERVER, TABIR_DOMAIN, TABIR_DEVICE_KEY, TABIR_SECRET_KEY) overrides it.
+    #[arg(long, value_name = "FILE", env = "TABIR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print one JSON object instead of sentences.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+#[derive(Args)]
+pub struct SubjectPhoto {
+    /// The subject's NIK (16 digits).
+    #[arg(long, value_name = "NIK")]
+    subject: String,
+    /// The photo taken at the counter (JPEG or PNG).
+    image: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct PhotoOnly {
+    /// The photo taken at the counter (JPEG or PNG).
+    image: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+pub struct SubjectOnly {
+    /// The subject's NIK (16 digits).
+    #[arg(long, value_name = "NIK")]
+    subject: String,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+pub enum Operation {
+    Enroll(SubjectPhoto),
+    Verify(SubjectPhoto),
+    Identify(PhotoOnly),
+    Delete(SubjectOnly),
+}
+
+/// A failure, printed as a sentence or as `{"error": {...}}`; exit status 2.
+fn report_error(as_json: bool, kind: &str, code: &str, message: &str) -> ExitCode {
+    if as_json {
+        println!(
+            "{}",
+            json!({"error": {"kind": kind, "code": code, "message": message}})
+        );
+    } else {
+        eprintln!("tabir: {message}");
+    }
+    ExitCode::from(2)
+}
+
+fn client_error(as_json: bool, error: &ClientError) -> ExitCode {
+    report_error(as_json, error.kind(), &error.code(), &error.to_string())
+}
+
+fn decision_name(decision: Decision) -> &'static str {
+    if decision.is_match() {
+        "match"
+    } else {
+        "no_match"
+    }
+}
+
+fn timings_json(t: &Timings) -> serde_json::Value {
+    json!({
+        "face": round(t.face_ms), "encrypt": round(t.encrypt_ms), "server": round(t.server_ms),
+        "decrypt": round(t.decrypt_ms), "total": round(t.total_ms),
+    })
+}
+
+fn bytes_json(b: &WireBytes) -> serde_json::Value {
+    json!({"sent": b.sent, "received": b.received})
+}
+
+fn round(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
+}
+
+fn read_photo(path: &Path) -> Result<Vec<u8>, ClientError> {
+    tabir_face::image_io::read_photo(path).map_err(ClientError::from)
+}
+
+pub fn run(operation: Operation) -> ExitCode {
+    let device = match &operation {
+        Operation::Enroll(a) | Operation::Verify(a) => &a.device,
+        Operation::Identify(a) => &a.device,
+        Operation::Delete(a) => &a.device,
+    };
+    let as_json = device.json;
+    let subject = match &operation {
+        Operation::Enroll(a) | Operation::Verify(a) => Some(&a.subject),
+        Operation::Delete(a) => Some(&a.subject),
+        Operation::Identify(_) => None,
+    };
+    let subject = match subject.map(|s| SubjectId::parse(s)).transpose() {
+        Ok(subject) => subject,
+        Err(e) => {
+            return report_error(
+                as_json,
+                "config",
+                "invalid_subject_id",
+                &format!("the subject id is not a valid NIK: {e}"),
+            )
+        }
+    };
+    // The photo is read before anything else: a missing or unreadable file fails at once.
+    let photo = match &operation {
+        Operation::Enroll(a) | Operation::Verify(a) => Some(read_photo(&a.image)),
+        Operation::Identify(a) => Some(read_photo(&a.image)),
+        Operation::Delete(_) => None,
+    };
+    let photo = match photo.transpose() {
+        Ok(photo) => photo,
+        Err(e) => return client_error(as_json, &e),
+    };
+    let opened = (|| -> Result<OfficeClient, String> {
+        let config = ClientConfig::load(device.config.as_deref()).map_err(|e| e.to_string())?;
+        let passphrase = passphrase(PASSPHRASE_ENV, "this device's key files", false)?;
+        let face = Arc::new(device.pipeline.load()?);
+        OfficeClient::open(&config, &passphrase, face).map_err(|e| e.to_string())
+    })();
+    let client = match opened {
+        Ok(client) => client,
+        Err(message) => return report_error(as_json, "config", "config", &message),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report_error(as_json, "config", "runtime", &e.to_string()),
+    };
+    let masked = subject.as_ref().map(|s| s.to_string());
+    let photo = photo.unwrap_or_default();
+    match (operation, subject) {
+        (Operation::Enroll(_), Some(subject)) => {
+            match runtime.block_on(client.enroll(&subject, photo)) {
+                Ok(outcome) => {
+                    let result = if outcome.replaced {
+                        "replaced"
+                    } else {
+                        "enrolled"
+                    };
+                    if as_json {
+                        println!(
+                            "{}",
+                            json!({"result": result, "subject": masked, "audit_seq": outcome.audit_seq,
+                        "timings_ms": timings_json(&outcome.timings), "bytes": bytes_json(&outcome.bytes)})
+                        );
+                    } else {
+                        println!(
+                            "{result} {} ({:.0} ms, {} bytes sent)",
+                            masked.unwrap_or_default(),
+                            outcome.timings.total_ms,
+                            outcome.bytes.sent
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_error(as_json, &e),
+            }
+        }
+        (Operation::Verify(_), Some(subject)) => {
+            match runtime.block_on(client.verify(&subject, photo)) {
+                Ok(outcome) => decision_exit(
+                    as_json,
+                    outcome.decision,
+                    masked,
+                    &outcome.timings,
+                    &outcome.bytes,
+                ),
+                Err(e) => client_error(as_json, &e),
+            }
+        }
+        (Operation::Identify(_), _) => match runtime.block_on(client.identify(photo)) {
+            Ok(outcome) => decision_exit(
+                as_json,
+                outcome.decision,
+                None,
+                &outcome.timings,
+                &outcome.bytes,
+            ),
+            Err(e) => client_error(as_json, &e),
+        },
+        (Operation::Delete(_), Some(subject)) => match runtime.block_on(client.delete(&subject)) {
+            Ok(outcome) => {
+                if as_json {
+                    println!(
+                        "{}",
+                        json!({"result": "deleted", "subject": masked, "audit_seq": outcome.audit_seq,
+                        "timings_ms": timings_json(&outcome.timings), "bytes": bytes_json(&outcome.bytes)})
+                    );
+                } else {
+                    println!(
+                        "deleted the enrolment of {} (audit entry {})",
+                        masked.unwrap_or_default(),
+                        outcome.audit_seq
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => client_error(as_json, &e),
+        },
+        _ => report_error(
+            as_json,
+            "config",
+            "invalid_subject_id",
+            "a subject id is required",
+        ),
+    }
+}
+
+fn decision_exit(
+    as_json: bool,
+    decision: Decision,
+    subject: Option<String>,
+    timings: &Timings,
+    bytes: &WireBytes,
+) -> ExitCode {
+    let name = decision_name(decision);
+    if as_json {
+        let mut object = json!({"decision": name, "timings_ms": timings_json(timings), "bytes": bytes_json(bytes)});
+        if let Some(subject) = subject {
+            object["subject"] = json!(subject);
+        }
+        println!("{object}");
+    } else {
+        println!(
+            "{} ({:.0} ms: face {:.0}, encrypt {:.0}, server {:.0}, decrypt {:.1}; {} bytes sent, {} received)",
+            name.replace('_', " "),
+            timings.total_ms, timings.face_ms, timings.encrypt_ms, timings.server_ms, timings.decrypt_ms,
+            bytes.sent, bytes.received
+        );
+    }
+    if decision.is_match() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,198 @@
+//! Custodian and auditor calls: the first-custodian bootstrap, key domains, device keys, the
+//! server's public key and the audit log.
+
+use crate::error::{ClientError, Result};
+use crate::transport::Transport;
+use ed25519_dalek::VerifyingKey;
+use reqwest::Method;
+use tabir_proto::audit::AuditEntry;
+use tabir_proto::messages::{
+    AuditPage, CustodianBootstrap, DeviceInfo, DeviceRegistration, DomainInfo, ServerInfo,
+};
+use tabir_proto::routes::{self, AUDIT_PAGE_MAX, CONTENT_TYPE_BLOB, CONTENT_TYPE_JSON};
+use tabir_proto::{ErrorBody, Role};
+
+/// Calls made with a custodian's or auditor's key.
+#[derive(Debug)]
+pub struct AdminClient {
+    transport: Transport,
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| ClientError::BadAnswer(e.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl AdminClient {
+    pub fn new(transport: Transport) -> Self {
+        Self { transport }
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Register the first custodian's public key with the server's one-time token.
+    pub async fn bootstrap(
+        server: &str,
+        token: &str,
+        label: &str,
+        custodian: &VerifyingKey,
+        tls_root: Option<&[u8]>,
+    ) -> Result<DeviceInfo> {
+        let base = server.trim_end_matches('/');
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = tls_root {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(pem)
+                    .map_err(|e| ClientError::Config(format!("TLS certificate: {e}")))?,
+            );
+        }
+        let client = builder
+            .build()
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let body = to_json(&CustodianBootstrap {
+            label: label.to_owned(),
+            public_key: tabir_proto::hex::encode(custodian.as_bytes()),
+        });
+        let network = |e: reqwest::Error| ClientError::Network {
+            server: base.to_owned(),
+            detail: e.to_string(),
+        };
+        let response = client
+            .post(format!("{base}{}", routes::BOOTSTRAP))
+            .bearer_auth(token.trim())
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE_JSON)
+            .body(body)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status().as_u16();
+        let answer = response.bytes().await.map_err(network)?;
+        if status == 201 {
+            return json(&answer);
+        }
+        let error: ErrorBody = json(&answer)?;
+        Err(ClientError::Refused {
+            status,
+            code: error.error.code,
+            message: error.error.message,
+        })
+    }
+
+    /// Upload a domain's evaluation keys; the server answers with the fingerprint it computed.
+    pub async fn register_domain(
+        &self,
+        domain: &str,
+        evaluation_keys: Vec<u8>,
+    ) -> Result<DomainInfo> {
+        let reply = self
+            .transport
+            .send(
+                Method::PUT,
+                &routes::domain(domain),
+                evaluation_keys,
+                CONTENT_TYPE_BLOB,
+            )
+            .await?;
+        json(&reply.body)
+    }
+
+    pub async fn register_key(
+        &self,
+        domain: &str,
+        label: &str,
+        public_key: &VerifyingKey,
+        role: Role,
+    ) -> Result<DeviceInfo> {
+        let registration = DeviceRegistration {
+            label: label.to_owned(),
+            public_key: tabir_proto::hex::encode(public_key.as_bytes()),
+            role,
+        };
+        let reply = self
+            .transport
+            .send(
+                Method::POST,
+                &routes::devices(domain),
+                to_json(&registration),
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        json(&reply.body)
+    }
+
+    pub async fn revoke_key(&self, domain: &str, key_id: &str) -> Result<DeviceInfo> {
+        let reply = self
+            .transport
+            .send(
+                Method::DELETE,
+                &routes::device(domain, key_id),
+                Vec::new(),
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        json(&reply.body)
+    }
+
+    pub async fn keys(&self, domain: &str) -> Result<Vec<DeviceInfo>> {
+        let reply = self
+            .transport
+            .send(
+                Method::GET,
+                &routes::devices(domain),
+                Vec::new(),
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        json(&reply.body)
+    }
+
+    pub async fn domains(&self) -> Result<Vec<DomainInfo>> {
+        let reply = self
+            .transport
+            .send(Method::GET, routes::DOMAINS, Vec::new(), CONTENT_TYPE_JSON)
+            .await?;
+        json(&reply.body)
+    }
+
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        let reply = self
+            .transport
+            .send(
+                Method::GET,
+                routes::SERVER_INFO,
+                Vec::new(),
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        json(&reply.body)
+    }
+
+    /// The whole audit log, page by page; `progress` is told the count so far.
+    pub async fn export_audit(&self, mut progress: impl FnMut(usize)) -> Result<Vec<AuditEntry>> {
+        let mut entries: Vec<AuditEntry> = Vec::new();
+        let mut after = 0;
+        loop {
+            let reply = self
+                .transport
+                .send(
+                    Method::GET,
+                    &routes::audit_page(after, AUDIT_PAGE_MAX),
+                    Vec::new(),
+                    CONTENT_TYPE_JSON,
+                )
+                .await?;
+            let page: AuditPage = json(&reply.body)?;
+            entries.extend(page.entries);
+            progress(entries.len());
+            match page.next_after {
+                Some(next) if next > after => after = next,
+                _ => return Ok(entries),
+            }
+        }
+    }
+}

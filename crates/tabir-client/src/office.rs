@@ -1,0 +1,404 @@
+//! The office device's client: photo in, decision out. It runs the face pipeline locally,
+//! encrypts, signs, sends, and decrypts the server's encrypted bit. The photo and the
+//! embedding never leave the device; a bad photo is refused before anything is sent.
+
+use crate::config::ClientConfig;
+use crate::custody::{read_domain_secret, read_signing_key};
+use crate::error::{ClientError, Result};
+use crate::sealed::Passphrase;
+use crate::transport::Transport;
+use reqwest::Method;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tabir_crypto::ciphertexts::{EncryptedBit, IdentifyResult};
+use tabir_crypto::client::{ClientKey, Decision};
+use tabir_face::{Embedding, FacePipeline};
+use tabir_proto::messages::{DeletionReceipt, DomainInfo, EnrolmentReceipt};
+use tabir_proto::routes::{self, CONTENT_TYPE_BLOB, CONTENT_TYPE_JSON};
+use tabir_proto::SubjectId;
+use tokio::sync::OnceCell;
+
+/// Where the time went, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Timings {
+    pub face_ms: f64,
+    pub encrypt_ms: f64,
+    /// Round trip to the server, encrypted evaluation included.
+    pub server_ms: f64,
+    pub decrypt_ms: f64,
+    pub total_ms: f64,
+}
+
+/// Request and response body bytes on the wire.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct WireBytes {
+    pub sent: usize,
+    pub received: usize,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct EnrolOutcome {
+    /// An earlier template of the subject was replaced.
+    pub replaced: bool,
+    pub audit_seq: u64,
+    pub timings: Timings,
+    pub bytes: WireBytes,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct VerifyOutcome {
+    pub decision: Decision,
+    pub timings: Timings,
+    pub bytes: WireBytes,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct IdentifyOutcome {
+    /// Whether the face matches anyone enrolled in the domain.
+    pub decision: Decision,
+    pub timings: Timings,
+    pub bytes: WireBytes,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct DeleteOutcome {
+    pub audit_seq: u64,
+    pub timings: Timings,
+    pub bytes: WireBytes,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// A client for one office device in one key domain.
+pub struct OfficeClient {
+    transport: Transport,
+    domain: String,
+    key: Arc<ClientKey>,
+    face: Arc<FacePipeline>,
+    /// Checked once, before the first request: the server's domain has this key's fingerprint.
+    domain_checked: OnceCell<()>,
+}
+
+impl std::fmt::Debug for OfficeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfficeClient")
+            .field("server", &self.transport.server())
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OfficeClient {
+    /// Open the device's sealed keys named by `config`. Nothing is sent yet.
+    pub fn open(
+        config: &ClientConfig,
+        passphrase: &Passphrase,
+        face: Arc<FacePipeline>,
+    ) -> Result<Self> {
+        let secret_path = config.secret_key.as_ref().ok_or_else(|| {
+            ClientError::Config(
+                "no secret_key in the configuration: this is not an office device bundle".into(),
+            )
+        })?;
+        let key = read_domain_secret(secret_path, passphrase)?;
+        if let Some(expected) = &config.fingerprint {
+            if *expected != key.fingerprint().to_hex() {
+                return Err(ClientError::DomainMismatch {
+                    server: expected.clone(),
+                    local: key.fingerprint().to_hex(),
+                });
+            }
+        }
+        let signing_key = read_signing_key(&config.device_key, passphrase)?;
+        let tls_root = config.tls_root_pem()?;
+        let transport = Transport::new(&config.server, signing_key, tls_root.as_deref())?;
+        Ok(Self::from_parts(transport, &config.domain, key, face))
+    }
+
+    /// For integrators who keep keys their own way.
+    pub fn from_parts(
+        transport: Transport,
+        domain: &str,
+        key: ClientKey,
+        face: Arc<FacePipeline>,
+    ) -> Self {
+        Self {
+            transport,
+            domain: domain.to_owned(),
+            key: Arc::new(key),
+            face,
+            domain_checked: OnceCell::new(),
+        }
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The face pipeline on a blocking thread: photo bytes to an embedding, or the reason the
+    /// photo is refused.
+    pub async fn embed(&self, photo: Vec<u8>) -> Result<Embedding> {
+        let face = Arc::clone(&self.face);
+        tokio::task::spawn_blocking(move || face.embed_photo(&photo))
+            .await
+            .map_err(|e| ClientError::Config(format!("face pipeline task: {e}")))?
+            .map(|found| found.embedding)
+            .map_err(ClientError::from)
+    }
+
+    async fn check_domain(&self) -> Result<()> {
+        self.domain_checked
+            .get_or_try_init(|| async {
+                let reply = self
+                    .transport
+                    .send(
+                        Method::GET,
+                        &routes::domain(&self.domain),
+                        Vec::new(),
+                        CONTENT_TYPE_JSON,
+                    )
+                    .await?;
+                let info: DomainInfo = serde_json::from_slice(&reply.body)
+                    .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+                let local = self.key.fingerprint().to_hex();
+                if info.fingerprint != local {
+                    return Err(ClientError::DomainMismatch {
+                        server: info.fingerprint,
+                        local,
+                    });
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Enrol (or re-enrol) a subject from a photo.
+    pub async fn enroll(&self, subject: &SubjectId, photo: Vec<u8>) -> Result<EnrolOutcome> {
+        let started = Instant::now();
+        let embedding = self.embed(photo).await?;
+        let face_ms = ms(started);
+        let mut outcome = self.enroll_embedding(subject, embedding.as_slice()).await?;
+        outcome.timings.face_ms = face_ms;
+        outcome.timings.total_ms = ms(started);
+        Ok(outcome)
+    }
+
+    /// Enrol from an embedding computed elsewhere (unit length, the domain's dimension).
+    pub async fn enroll_embedding(
+        &self,
+        subject: &SubjectId,
+        embedding: &[f32],
+    ) -> Result<EnrolOutcome> {
+        let started = Instant::now();
+        let encrypting = Instant::now();
+        let template = self.key.encrypt_template(embedding)?.to_bytes();
+        let encrypt_ms = ms(encrypting);
+        self.check_domain().await?;
+        let sending = Instant::now();
+        let reply = self
+            .transport
+            .send(
+                Method::PUT,
+                &routes::enrolment(&self.domain, subject.as_str()),
+                template,
+                CONTENT_TYPE_BLOB,
+            )
+            .await?;
+        let server_ms = ms(sending);
+        let receipt: EnrolmentReceipt = serde_json::from_slice(&reply.body)
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        Ok(EnrolOutcome {
+            replaced: receipt.replaced,
+            audit_seq: receipt.audit_seq,
+            timings: Timings {
+                encrypt_ms,
+                server_ms,
+                total_ms: ms(started),
+                ..Timings::default()
+            },
+            bytes: WireBytes {
+                sent: reply.bytes_sent,
+                received: reply.bytes_received,
+            },
+        })
+    }
+
+    /// 1:1: is the person in the photo the enrolled subject?
+    pub async fn verify(&self, subject: &SubjectId, photo: Vec<u8>) -> Result<VerifyOutcome> {
+        let started = Instant::now();
+        let embedding = self.embed(photo).await?;
+        let face_ms = ms(started);
+        let mut outcome = self.verify_embedding(subject, embedding.as_slice()).await?;
+        outcome.timings.face_ms = face_ms;
+        outcome.timings.total_ms = ms(started);
+        Ok(outcome)
+    }
+
+    pub async fn verify_embedding(
+        &self,
+        subject: &SubjectId,
+        embedding: &[f32],
+    ) -> Result<VerifyOutcome> {
+        let started = Instant::now();
+        let encrypting = Instant::now();
+        let probe = self.key.encrypt_probe(embedding)?.to_bytes();
+        let encrypt_ms = ms(encrypting);
+        self.check_domain().await?;
+        let sending = Instant::now();
+        let reply = self
+            .transport
+            .send(
+                Method::POST,
+                &routes::verification(&self.domain, subject.as_str()),
+                probe,
+                CONTENT_TYPE_BLOB,
+            )
+            .await?;
+        let server_ms = ms(sending);
+        let decrypting = Instant::now();
+        let bit = EncryptedBit::from_bytes(&reply.body, self.key.config(), self.key.fingerprint())
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let decision = self.key.decrypt(&bit)?;
+        Ok(VerifyOutcome {
+            decision,
+            timings: Timings {
+                encrypt_ms,
+                server_ms,
+                decrypt_ms: ms(decrypting),
+                total_ms: ms(started),
+                ..Timings::default()
+            },
+            bytes: WireBytes {
+                sent: reply.bytes_sent,
+                received: reply.bytes_received,
+            },
+        })
+    }
+
+    /// 1:N: does the person in the photo match anyone enrolled in the domain?
+    pub async fn identify(&self, photo: Vec<u8>) -> Result<IdentifyOutcome> {
+        let started = Instant::now();
+        let embedding = self.embed(photo).await?;
+        let face_ms = ms(started);
+        let mut outcome = self.identify_embedding(embedding.as_slice()).await?;
+        outcome.timings.face_ms = face_ms;
+        outcome.timings.total_ms = ms(started);
+        Ok(outcome)
+    }
+
+    pub async fn identify_embedding(&self, embedding: &[f32]) -> Result<IdentifyOutcome> {
+        let started = Instant::now();
+        let encrypting = Instant::now();
+        let probe = self.key.encrypt_probe(embedding)?.to_bytes();
+        let encrypt_ms = ms(encrypting);
+        self.check_domain().await?;
+        let sending = Instant::now();
+        let reply = self
+            .transport
+            .send(
+                Method::POST,
+                &routes::identification(&self.domain),
+                probe,
+                CONTENT_TYPE_BLOB,
+            )
+            .await?;
+        let server_ms = ms(sending);
+        let decrypting = Instant::now();
+        let result =
+            IdentifyResult::from_bytes(&reply.body, self.key.config(), self.key.fingerprint(), 0)
+                .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let decision = self.key.decrypt_identify(&result)?.any_match;
+        Ok(IdentifyOutcome {
+            decision,
+            timings: Timings {
+                encrypt_ms,
+                server_ms,
+                decrypt_ms: ms(decrypting),
+                total_ms: ms(started),
+                ..Timings::default()
+            },
+            bytes: WireBytes {
+                sent: reply.bytes_sent,
+                received: reply.bytes_received,
+            },
+        })
+    }
+
+    /// Delete a subject's template (the audit log keeps the event, not the data).
+    pub async fn delete(&self, subject: &SubjectId) -> Result<DeleteOutcome> {
+        let started = Instant::now();
+        self.check_domain().await?;
+        let reply = self
+            .transport
+            .send(
+                Method::DELETE,
+                &routes::enrolment(&self.domain, subject.as_str()),
+                Vec::new(),
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        let receipt: DeletionReceipt = serde_json::from_slice(&reply.body)
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        Ok(DeleteOutcome {
+            audit_seq: receipt.audit_seq,
+            timings: Timings {
+                server_ms: ms(started),
+                total_ms: ms(started),
+                ..Timings::default()
+            },
+            bytes: WireBytes {
+                sent: reply.bytes_sent,
+                received: reply.bytes_received,
+            },
+        })
+    }
+}
+
+/// The same client for code without an async runtime: each call blocks until done.
+pub mod blocking {
+    use super::*;
+
+    pub struct OfficeClient {
+        runtime: tokio::runtime::Runtime,
+        inner: super::OfficeClient,
+    }
+
+    impl OfficeClient {
+        pub fn open(
+            config: &ClientConfig,
+            passphrase: &Passphrase,
+            face: Arc<FacePipeline>,
+        ) -> Result<Self> {
+            Self::new(super::OfficeClient::open(config, passphrase, face)?)
+        }
+
+        pub fn new(inner: super::OfficeClient) -> Result<Self> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| ClientError::Config(format!("async runtime: {e}")))?;
+            Ok(Self { runtime, inner })
+        }
+
+        pub fn enroll(&self, subject: &SubjectId, photo: Vec<u8>) -> Result<EnrolOutcome> {
+            self.runtime.block_on(self.inner.enroll(subject, photo))
+        }
+
+        pub fn verify(&self, subject: &SubjectId, photo: Vec<u8>) -> Result<VerifyOutcome> {
+            self.runtime.block_on(self.inner.verify(subject, photo))
+        }
+
+        pub fn identify(&self, photo: Vec<u8>) -> Result<IdentifyOutcome> {
+            self.runtime.block_on(self.inner.identify(photo))
+        }
+
+        pub fn delete(&self, subject: &SubjectId) -> Result<DeleteOutcome> {
+            self.runtime.block_on(self.inner.delete(subject))
+        }
+    }
+}

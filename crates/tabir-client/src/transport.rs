@@ -1,0 +1,246 @@
+//! Signed HTTP to the server: every request signed with the caller's Ed25519 key (fresh
+//! timestamp and nonce per attempt), answers read whole, errors sorted into refusals (never
+//! retried) and overload or network failures (retried with exponential backoff, honouring
+//! Retry-After).
+
+use crate::error::{ClientError, Result};
+use ed25519_dalek::SigningKey;
+use rand::RngCore;
+use reqwest::Method;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tabir_proto::signing::RequestSignature;
+use tabir_proto::ErrorBody;
+
+/// How often and how patiently to retry on 429 and network failures.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries (for tests that want to see the first answer).
+    pub fn none() -> Self {
+        Self {
+            attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.min(16);
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// A successful answer and what crossed the wire.
+#[derive(Debug)]
+pub struct Reply {
+    pub body: Vec<u8>,
+    pub status: u16,
+    /// Request body bytes sent (last attempt).
+    pub bytes_sent: usize,
+    /// Response body bytes received.
+    pub bytes_received: usize,
+    /// Tries it took.
+    pub attempts: u32,
+}
+
+/// A signing HTTP client for one key and one server.
+pub struct Transport {
+    http: reqwest::Client,
+    base: String,
+    key: SigningKey,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("server", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// `server` is the base URL (`https://tabir.example:8443`); `tls_root` an extra PEM
+    /// certificate to trust (a private CA or a self-signed server certificate).
+    pub fn new(server: &str, key: SigningKey, tls_root: Option<&[u8]>) -> Result<Self> {
+        let base = server.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Config(format!(
+                "the server URL must start with http:// or https://, got {base:?}"
+            )));
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300));
+        if let Some(pem) = tls_root {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| ClientError::Config(format!("TLS certificate: {e}")))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            key,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// The key id the server knows this client by.
+    pub fn key_id(&self) -> String {
+        tabir_proto::signing::key_id(&self.key.verifying_key())
+    }
+
+    /// Send a signed request; Ok only for a 2xx answer.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Reply> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.attempt(&method, path, &body, content_type).await;
+            let wait = match outcome {
+                Attempt::Done(mut reply) => {
+                    reply.attempts = attempt;
+                    return Ok(reply);
+                }
+                Attempt::Refused(error) => return Err(error),
+                Attempt::Busy { retry_after } => {
+                    if attempt >= self.retry.attempts {
+                        return Err(ClientError::Overloaded { attempts: attempt });
+                    }
+                    retry_after
+                        .unwrap_or_default()
+                        .max(self.retry.delay(attempt - 1))
+                }
+                Attempt::Failed(detail) => {
+                    if attempt >= self.retry.attempts {
+                        return Err(ClientError::Network {
+                            server: self.base.clone(),
+                            detail,
+                        });
+                    }
+                    self.retry.delay(attempt - 1)
+                }
+            };
+            tokio::time::sleep(wait.min(self.retry.max_delay)).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> Attempt {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut nonce = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let signature = RequestSignature::sign(
+            &self.key,
+            method.as_str(),
+            path,
+            body,
+            timestamp,
+            tabir_proto::hex::encode(&nonce),
+        );
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body.to_vec());
+        for (name, value) in signature.headers() {
+            request = request.header(name, value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Attempt::Failed(describe(&e)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let answer = match response.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(e) => return Attempt::Failed(describe(&e)),
+        };
+        match status {
+            200..=299 => Attempt::Done(Reply {
+                bytes_sent: body.len(),
+                bytes_received: answer.len(),
+                body: answer,
+                status,
+                attempts: 0,
+            }),
+            429 => Attempt::Busy { retry_after },
+            // Starting or shutting down: like a network failure, worth another try.
+            503 => Attempt::Failed("the server is unavailable (starting or stopping)".into()),
+            _ => {
+                let (code, message) = match serde_json::from_slice::<ErrorBody>(&answer) {
+                    Ok(body) => (body.error.code, body.error.message),
+                    Err(_) => ("unknown".to_owned(), format!("HTTP status {status}")),
+                };
+                Attempt::Refused(ClientError::Refused {
+                    status,
+                    code,
+                    message,
+                })
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done(Reply),
+    Refused(ClientError),
+    Busy { retry_after: Option<Duration> },
+    Failed(String),
+}
+
+/// The error and its causes in one line (reqwest's Display alone omits the cause).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
