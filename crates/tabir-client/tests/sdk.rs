@@ -1,0 +1,222 @@
+//! The SDK end to end against a real server on loopback, on the fixture photos: custody
+//! (sealed keys, a device bundle), registration, enrol, genuine verify (match), impostor
+//! verify (no match), identify, delete, verify again (refused: unknown subject); the blocking
+//! facade; retries on 429; sealed-key failures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use tabir_client::custody::{Custody, DOMAIN_SECRET_FILE};
+use tabir_client::sealed::SealError;
+use tabir_client::{AdminClient, ClientConfig, ClientError, OfficeClient, Passphrase, Transport};
+use tabir_crypto::params::DomainConfig;
+use tabir_face::FacePipeline;
+use tabir_proto::{ErrorCode, Role, SubjectId};
+use tabir_server::{ServerConfig, Startup};
+
+const DOMAIN: &str = "sdk-test";
+
+fn photo(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/images").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn face() -> Arc<FacePipeline> {
+    static FACE: OnceLock<Arc<FacePipeline>> = OnceLock::new();
+    Arc::clone(FACE.get_or_init(|| Arc::new(FacePipeline::load(&Default::default()).unwrap())))
+}
+
+fn passphrase() -> Passphrase {
+    Passphrase::new("a test passphrase".into())
+}
+
+/// A custodian folder with one domain (generated once per test process).
+struct Setup {
+    _dir: tempfile::TempDir,
+    custody: Custody,
+    root: PathBuf,
+}
+
+fn setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let custody = Custody::new(dir.path().join("keys"));
+        custody.custodian_key(&passphrase()).unwrap();
+        let config = DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD).unwrap();
+        custody.create_domain(DOMAIN, config, &passphrase()).unwrap();
+        let root = dir.path().to_owned();
+        Setup {
+            _dir: dir,
+            custody,
+            root,
+        }
+    })
+}
+
+struct Running {
+    server: tabir_server::RunningServer,
+    url: String,
+    device_config: ClientConfig,
+    _data: tempfile::TempDir,
+}
+
+/// A server whose custodian is given by flag, with the domain and one device registered.
+async fn start(config: ServerConfig, bundle: &str) -> Running {
+    let setup = setup();
+    let data = tempfile::tempdir().unwrap();
+    let store = tabir_store::sqlite::SqliteStore::open(data.path()).unwrap();
+    let (custodian, _) = setup.custody.custodian_key(&passphrase()).unwrap();
+    let server = tabir_server::start(
+        Startup {
+            store: Arc::new(store),
+            server_key: tabir_server::load_or_create_server_key(&data.path().join("server.key")).unwrap(),
+            config,
+            custodian_key: Some(tabir_proto::hex::encode(custodian.verifying_key().as_bytes())),
+            tls: None,
+        },
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(server.bootstrap_token.is_none(), "a flag-given custodian needs no token");
+    let url = format!("http://{}", server.address);
+    let admin = AdminClient::new(Transport::new(&url, custodian, None).unwrap());
+    let info = admin
+        .register_domain(DOMAIN, setup.custody.evaluation_keys(DOMAIN).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(info.fingerprint, setup.custody.manifest(DOMAIN).unwrap().fingerprint);
+    let out = setup.root.join(bundle);
+    let device = setup
+        .custody
+        .issue_bundle(DOMAIN, Role::Device, &url, &out, &passphrase(), &passphrase())
+        .unwrap();
+    admin.register_key(DOMAIN, "sdk test device", &device, Role::Device).await.unwrap();
+    let device_config = ClientConfig::load(Some(&out.join("tabir.toml"))).unwrap();
+    Running {
+        server,
+        url,
+        device_config,
+        _data: data,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn enrol_verify_identify_delete_through_the_sdk() {
+    runtime().block_on(async {
+        let running = start(ServerConfig::default(), "device-e2e").await;
+        let office = OfficeClient::open(&running.device_config, &passphrase(), face()).unwrap();
+        let obama = SubjectId::parse("3201012501900001").unwrap();
+
+        let enrolled = office.enroll(&obama, photo("obama.jpg")).await.unwrap();
+        assert!(!enrolled.replaced);
+        assert_eq!(enrolled.bytes.sent, 16_605);
+
+        let genuine = office.verify(&obama, photo("obama2.jpg")).await.unwrap();
+        assert!(genuine.decision.is_match());
+        assert_eq!(genuine.bytes.sent, 33_010);
+        let impostor = office.verify(&obama, photo("biden.jpg")).await.unwrap();
+        assert!(!impostor.decision.is_match());
+
+        assert!(office.identify(photo("obama3.jpg")).await.unwrap().decision.is_match());
+        assert!(!office.identify(photo("biden.jpg")).await.unwrap().decision.is_match());
+
+        office.delete(&obama).await.unwrap();
+        let again = office.verify(&obama, photo("obama2.jpg")).await.unwrap_err();
+        assert_eq!(again.refusal_code(), Some(ErrorCode::UnknownSubject), "{again}");
+        assert_eq!(again.kind(), "refused");
+
+        // A photo without a face is refused on the device, before anything is sent.
+        let blank = {
+            let image = image_bytes();
+            office.verify(&obama, image).await.unwrap_err()
+        };
+        assert!(matches!(blank, ClientError::Photo(_)), "{blank}");
+        assert_eq!(blank.code(), "no_face");
+
+        running.server.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
+    });
+}
+
+/// A plain grey PNG: decodes fine, holds no face.
+fn image_bytes() -> Vec<u8> {
+    // 64x64 8-bit grey PNG, built by hand: the SDK's tests need no image encoder.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/no-face.png");
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn the_blocking_facade_and_retries_on_overload() {
+    // One worker and no queue: concurrent verifications get 429 and the SDK retries them.
+    let config = ServerConfig {
+        fhe_workers: 1,
+        fhe_queue: 0,
+        retry_after_secs: 1,
+        ..ServerConfig::default()
+    };
+    let rt = runtime();
+    let running = rt.block_on(start(config, "device-blocking"));
+    let subject = SubjectId::parse("3201012501900002").unwrap();
+    {
+        let office = tabir_client::blocking::OfficeClient::open(&running.device_config, &passphrase(), face()).unwrap();
+        office.enroll(&subject, photo("obama.jpg")).unwrap();
+        assert!(office.verify(&subject, photo("obama2.jpg")).unwrap().decision.is_match());
+    }
+    let office = Arc::new(OfficeClient::open(&running.device_config, &passphrase(), face()).unwrap());
+    rt.block_on(async {
+        let embedding = office.embed(photo("obama2.jpg")).await.unwrap();
+        let embedding = Arc::new(embedding.as_slice().to_vec());
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let office = Arc::clone(&office);
+                let embedding = Arc::clone(&embedding);
+                let subject = subject.clone();
+                tokio::spawn(async move { office.verify_embedding(&subject, &embedding).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap().decision.is_match());
+        }
+        let metrics = reqwest::get(format!("{}/metrics", running.url)).await.unwrap().text().await.unwrap();
+        let rejected: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tabir_fhe_pool_rejected_total "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(rejected >= 1, "no request was turned away, so none was retried");
+        running.server.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
+    });
+}
+
+#[test]
+fn sealed_keys_refuse_a_wrong_passphrase_and_a_tampered_file() {
+    let setup = setup();
+    let path = setup.custody.domain_dir(DOMAIN).join(DOMAIN_SECRET_FILE);
+    let wrong = tabir_client::custody::read_domain_secret(&path, &Passphrase::new("not the passphrase".into()))
+        .unwrap_err();
+    assert!(matches!(wrong, ClientError::Sealed(SealError::WrongPassphrase { .. })), "{wrong}");
+    assert!(wrong.to_string().contains("wrong passphrase"));
+
+    let copy = setup.root.join("tampered.sealed");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&copy, bytes).unwrap();
+    let tampered = tabir_client::custody::read_domain_secret(&copy, &passphrase()).unwrap_err();
+    assert!(matches!(tampered, ClientError::Sealed(SealError::Tampered { .. })), "{tampered}");
+    assert!(tampered.to_string().contains("altered"));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
