@@ -6,7 +6,7 @@
 use crate::error::{ClientError, Result};
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
-use reqwest::Method;
+pub use reqwest::Method;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tabir_proto::signing::RequestSignature;
 use tabir_proto::ErrorBody;

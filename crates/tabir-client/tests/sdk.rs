@@ -18,7 +18,9 @@ use tabir_server::{ServerConfig, Startup};
 const DOMAIN: &str = "sdk-test";
 
 fn photo(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/images").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/images")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -44,8 +46,11 @@ fn setup() -> &'static Setup {
         let dir = tempfile::tempdir().unwrap();
         let custody = Custody::new(dir.path().join("keys"));
         custody.custodian_key(&passphrase()).unwrap();
-        let config = DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD).unwrap();
-        custody.create_domain(DOMAIN, config, &passphrase()).unwrap();
+        let config =
+            DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD).unwrap();
+        custody
+            .create_domain(DOMAIN, config, &passphrase())
+            .unwrap();
         let root = dir.path().to_owned();
         Setup {
             _dir: dir,
@@ -71,29 +76,48 @@ async fn start(config: ServerConfig, bundle: &str) -> Running {
     let server = tabir_server::start(
         Startup {
             store: Arc::new(store),
-            server_key: tabir_server::load_or_create_server_key(&data.path().join("server.key")).unwrap(),
+            server_key: tabir_server::load_or_create_server_key(&data.path().join("server.key"))
+                .unwrap(),
             config,
-            custodian_key: Some(tabir_proto::hex::encode(custodian.verifying_key().as_bytes())),
+            custodian_key: Some(tabir_proto::hex::encode(
+                custodian.verifying_key().as_bytes(),
+            )),
             tls: None,
         },
         std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
     )
     .await
     .unwrap();
-    assert!(server.bootstrap_token.is_none(), "a flag-given custodian needs no token");
+    assert!(
+        server.bootstrap_token.is_none(),
+        "a flag-given custodian needs no token"
+    );
     let url = format!("http://{}", server.address);
     let admin = AdminClient::new(Transport::new(&url, custodian, None).unwrap());
     let info = admin
         .register_domain(DOMAIN, setup.custody.evaluation_keys(DOMAIN).unwrap())
         .await
         .unwrap();
-    assert_eq!(info.fingerprint, setup.custody.manifest(DOMAIN).unwrap().fingerprint);
+    assert_eq!(
+        info.fingerprint,
+        setup.custody.manifest(DOMAIN).unwrap().fingerprint
+    );
     let out = setup.root.join(bundle);
     let device = setup
         .custody
-        .issue_bundle(DOMAIN, Role::Device, &url, &out, &passphrase(), &passphrase())
+        .issue_bundle(
+            DOMAIN,
+            Role::Device,
+            &url,
+            &out,
+            &passphrase(),
+            &passphrase(),
+        )
         .unwrap();
-    admin.register_key(DOMAIN, "sdk test device", &device, Role::Device).await.unwrap();
+    admin
+        .register_key(DOMAIN, "sdk test device", &device, Role::Device)
+        .await
+        .unwrap();
     let device_config = ClientConfig::load(Some(&out.join("tabir.toml"))).unwrap();
     Running {
         server,
@@ -104,7 +128,10 @@ async fn start(config: ServerConfig, bundle: &str) -> Running {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -124,12 +151,29 @@ fn enrol_verify_identify_delete_through_the_sdk() {
         let impostor = office.verify(&obama, photo("biden.jpg")).await.unwrap();
         assert!(!impostor.decision.is_match());
 
-        assert!(office.identify(photo("obama3.jpg")).await.unwrap().decision.is_match());
-        assert!(!office.identify(photo("biden.jpg")).await.unwrap().decision.is_match());
+        assert!(office
+            .identify(photo("obama3.jpg"))
+            .await
+            .unwrap()
+            .decision
+            .is_match());
+        assert!(!office
+            .identify(photo("biden.jpg"))
+            .await
+            .unwrap()
+            .decision
+            .is_match());
 
         office.delete(&obama).await.unwrap();
-        let again = office.verify(&obama, photo("obama2.jpg")).await.unwrap_err();
-        assert_eq!(again.refusal_code(), Some(ErrorCode::UnknownSubject), "{again}");
+        let again = office
+            .verify(&obama, photo("obama2.jpg"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            again.refusal_code(),
+            Some(ErrorCode::UnknownSubject),
+            "{again}"
+        );
         assert_eq!(again.kind(), "refused");
 
         // A photo without a face is refused on the device, before anything is sent.
@@ -140,7 +184,11 @@ fn enrol_verify_identify_delete_through_the_sdk() {
         assert!(matches!(blank, ClientError::Photo(_)), "{blank}");
         assert_eq!(blank.code(), "no_face");
 
-        running.server.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
+        running
+            .server
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
     });
 }
 
@@ -164,11 +212,21 @@ fn the_blocking_facade_and_retries_on_overload() {
     let running = rt.block_on(start(config, "device-blocking"));
     let subject = SubjectId::parse("3201012501900002").unwrap();
     {
-        let office = tabir_client::blocking::OfficeClient::open(&running.device_config, &passphrase(), face()).unwrap();
+        let office = tabir_client::blocking::OfficeClient::open(
+            &running.device_config,
+            &passphrase(),
+            face(),
+        )
+        .unwrap();
         office.enroll(&subject, photo("obama.jpg")).unwrap();
-        assert!(office.verify(&subject, photo("obama2.jpg")).unwrap().decision.is_match());
+        assert!(office
+            .verify(&subject, photo("obama2.jpg"))
+            .unwrap()
+            .decision
+            .is_match());
     }
-    let office = Arc::new(OfficeClient::open(&running.device_config, &passphrase(), face()).unwrap());
+    let office =
+        Arc::new(OfficeClient::open(&running.device_config, &passphrase(), face()).unwrap());
     rt.block_on(async {
         let embedding = office.embed(photo("obama2.jpg")).await.unwrap();
         let embedding = Arc::new(embedding.as_slice().to_vec());
@@ -183,15 +241,27 @@ fn the_blocking_facade_and_retries_on_overload() {
         for task in tasks {
             assert!(task.await.unwrap().unwrap().decision.is_match());
         }
-        let metrics = reqwest::get(format!("{}/metrics", running.url)).await.unwrap().text().await.unwrap();
+        let metrics = reqwest::get(format!("{}/metrics", running.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let rejected: u64 = metrics
             .lines()
             .find_map(|l| l.strip_prefix("tabir_fhe_pool_rejected_total "))
             .unwrap()
             .parse()
             .unwrap();
-        assert!(rejected >= 1, "no request was turned away, so none was retried");
-        running.server.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
+        assert!(
+            rejected >= 1,
+            "no request was turned away, so none was retried"
+        );
+        running
+            .server
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
     });
 }
 
@@ -199,9 +269,18 @@ fn the_blocking_facade_and_retries_on_overload() {
 fn sealed_keys_refuse_a_wrong_passphrase_and_a_tampered_file() {
     let setup = setup();
     let path = setup.custody.domain_dir(DOMAIN).join(DOMAIN_SECRET_FILE);
-    let wrong = tabir_client::custody::read_domain_secret(&path, &Passphrase::new("not the passphrase".into()))
-        .unwrap_err();
-    assert!(matches!(wrong, ClientError::Sealed(SealError::WrongPassphrase { .. })), "{wrong}");
+    let wrong = tabir_client::custody::read_domain_secret(
+        &path,
+        &Passphrase::new("not the passphrase".into()),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            wrong,
+            ClientError::Sealed(SealError::WrongPassphrase { .. })
+        ),
+        "{wrong}"
+    );
     assert!(wrong.to_string().contains("wrong passphrase"));
 
     let copy = setup.root.join("tampered.sealed");
@@ -210,7 +289,10 @@ fn sealed_keys_refuse_a_wrong_passphrase_and_a_tampered_file() {
     bytes[middle] ^= 0x40;
     std::fs::write(&copy, bytes).unwrap();
     let tampered = tabir_client::custody::read_domain_secret(&copy, &passphrase()).unwrap_err();
-    assert!(matches!(tampered, ClientError::Sealed(SealError::Tampered { .. })), "{tampered}");
+    assert!(
+        matches!(tampered, ClientError::Sealed(SealError::Tampered { .. })),
+        "{tampered}"
+    );
     assert!(tampered.to_string().contains("altered"));
 
     #[cfg(unix)]

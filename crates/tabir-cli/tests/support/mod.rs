@@ -1,0 +1,118 @@
+//! A `tabir server` process for the CLI tests: started on 127.0.0.1:0, its printed address,
+//! token and audit key read from stdout, killed when dropped.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn tabir() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tabir"))
+}
+
+pub fn image(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/images")
+        .join(name)
+}
+
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+    pub token: Option<String>,
+    pub audit_key: String,
+}
+
+impl ServerProcess {
+    /// Start `tabir server --data DIR --listen 127.0.0.1:0 EXTRA...` and wait for its banner.
+    pub fn start(data: &Path, extra: &[&str]) -> Self {
+        let mut child = tabir()
+            .args(["server", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        let mut token = None;
+        let mut audit_key = None;
+        // The banner: "listening on", "audit public key", and maybe "bootstrap token".
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                url = Some(rest.to_owned());
+            } else if let Some(rest) = line.strip_prefix("audit public key: ") {
+                audit_key = Some(rest.to_owned());
+                if extra.contains(&"--custodian-key") {
+                    break;
+                }
+            } else if let Some(rest) = line.strip_prefix("bootstrap token: ") {
+                token = Some(rest.to_owned());
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let url = url.expect("the server printed no address");
+        wait_healthy(&url);
+        Self {
+            child,
+            url,
+            token,
+            audit_key: audit_key.expect("the server printed no audit key"),
+        }
+    }
+
+    /// SIGKILL: no chance to flush or finish anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Poll /healthz (a raw HTTP/1.1 GET; no sleeps in place of readiness).
+pub fn wait_healthy(url: &str) {
+    let address = url.trim_start_matches("http://");
+    for _ in 0..500 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+            use std::io::{Read, Write};
+            let _ = write!(
+                stream,
+                "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the server at {url} never became healthy");
+}
+
+/// GET a path without a signature (health, metrics), body as text.
+pub fn get_text(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
