@@ -1,5 +1,5 @@
 # Tabir: the commands a new user runs. `make test` is what CI runs.
-.PHONY: demo test bench-crypto bench-face
+.PHONY: demo test examples bench-crypto bench-face bench-server
 
 # Tabir end to end on this machine: key domain, local server, device, enrol, verify (match and
 # no match), identify, delete, audit log; each step with its time and bytes on the wire.
@@ -7,9 +7,18 @@ demo:
 	./scripts/demo.sh
 
 # ONNX Runtime's library comes from the pinned PyPI wheel (scripts/setup-ort.sh), then tests.
+# The examples run too, so they cannot rot.
 test:
 	./scripts/setup-ort.sh
 	cargo test --workspace
+	$(MAKE) --no-print-directory examples
+
+examples:
+	./scripts/setup-ort.sh
+	cargo run --quiet -p tabir-crypto --example encrypted_match
+	cargo run --quiet -p tabir-client --example local_match
+	cargo run --quiet -p tabir-client --example office_client
+	cargo run --quiet -p tabir-client --example custody_setup
 
 # The benchmarks of docs/crypto.md and docs/face.md (release build).
 bench-crypto:
@@ -18,3 +27,6 @@ bench-crypto:
 bench-face:
 	./scripts/setup-ort.sh
 	cargo run --release -p tabir-cli -- bench face --runs 100
+
+bench-server:
+	cargo run --release -p tabir-cli -- bench server --requests 400 --concurrency 4

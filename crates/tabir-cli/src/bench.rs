@@ -23,6 +23,9 @@ pub enum BenchCommand {
     Crypto(CryptoBenchArgs),
     /// Detect + align + embed on one 640x480 photo, on one thread (median over runs).
     Face(FaceBenchArgs),
+    /// A short load run of 1:1 verifications against a server on loopback: requests per
+    /// second and latency percentiles.
+    Server(crate::bench_server::ServerBenchArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +110,7 @@ struct Agreement {
 
 pub fn run(command: BenchCommand) -> Result<(), String> {
     match command {
+        BenchCommand::Server(args) => crate::bench_server::run(args),
         BenchCommand::Face(args) => {
             crate::bench_face::run(&args.pipeline, args.image.as_deref(), args.runs, args.json)
         }

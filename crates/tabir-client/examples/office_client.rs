@@ -1,0 +1,72 @@
+//! An office client against a local server: a server on 127.0.0.1 (SQLite in a temporary
+//! folder), a custodian who creates a key domain and a device bundle, and the device enrolling
+//! and verifying through the SDK, as an integrator's application would.
+//!
+//! Run: `cargo run -p tabir-client --example office_client` (after `scripts/setup-ort.sh`).
+//! Against your own server, skip the set-up and use `OfficeClient::open` with the device's
+//! tabir.toml (see the README).
+
+use std::path::Path;
+use std::sync::Arc;
+use tabir_client::custody::Custody;
+use tabir_client::{AdminClient, ClientConfig, OfficeClient, Passphrase, Transport};
+use tabir_crypto::params::DomainConfig;
+use tabir_proto::{Role, SubjectId};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let work = tempfile::tempdir()?;
+    let passphrase = || Passphrase::new("example passphrase, not for real use".into());
+
+    // Custodian: a key domain and the custodian's signing key, sealed in a key folder.
+    let custody = Custody::new(work.path().join("keys"));
+    let (custodian, _) = custody.custodian_key(&passphrase())?;
+    let config = DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD)?;
+    let manifest = custody.create_domain("example", config, &passphrase())?;
+    println!("key domain example, fingerprint {}", manifest.fingerprint);
+
+    // A local server that trusts this custodian.
+    let store = tabir_store::sqlite::SqliteStore::open(&work.path().join("server"))?;
+    let server = tabir_server::start(
+        tabir_server::Startup {
+            store: Arc::new(store),
+            server_key: tabir_server::load_or_create_server_key(&work.path().join("server/server.key"))?,
+            config: Default::default(),
+            custodian_key: Some(tabir_proto::hex::encode(custodian.verifying_key().as_bytes())),
+            tls: None,
+        },
+        std::net::TcpListener::bind("127.0.0.1:0")?,
+    )
+    .await?;
+    let url = format!("http://{}", server.address);
+    println!("server on {url}");
+
+    // Custodian: register the domain and issue the device's bundle.
+    let admin = AdminClient::new(Transport::new(&url, custodian, None)?);
+    admin.register_domain("example", custody.evaluation_keys("example")?).await?;
+    let bundle = work.path().join("device");
+    let device = custody.issue_bundle("example", Role::Device, &url, &bundle, &passphrase(), &passphrase())?;
+    admin.register_key("example", "example counter", &device, Role::Device).await?;
+
+    // The device: open its bundle and work.
+    let face = Arc::new(tabir_face::FacePipeline::load(&Default::default())?);
+    let office = OfficeClient::open(&ClientConfig::load(Some(&bundle.join("tabir.toml")))?, &passphrase(), face)?;
+    let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/images");
+    let subject = SubjectId::parse("3201014101900001")?;
+    let enrolled = office.enroll(&subject, std::fs::read(photos.join("obama.jpg"))?).await?;
+    println!("enrolled {subject}: {:.0} ms, {} bytes sent", enrolled.timings.total_ms, enrolled.bytes.sent);
+    for photo in ["obama2.jpg", "biden.jpg"] {
+        let outcome = office.verify(&subject, std::fs::read(photos.join(photo))?).await?;
+        println!(
+            "verify {photo}: {} in {:.0} ms ({} bytes sent, {} received)",
+            if outcome.decision.is_match() { "match" } else { "no match" },
+            outcome.timings.total_ms,
+            outcome.bytes.sent,
+            outcome.bytes.received
+        );
+    }
+    office.delete(&subject).await?;
+    println!("deleted the enrolment of {subject}");
+    server.shutdown(std::time::Duration::from_secs(5)).await?;
+    Ok(())
+}
