@@ -46,3 +46,15 @@ fn the_server_build_has_no_face_pipeline_and_no_decryption() {
         );
     }
 }
+
+#[test]
+fn docs_protocol_lists_every_error_code() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md"),
+    )
+    .unwrap();
+    for code in tabir_proto::ErrorCode::ALL {
+        let row = format!("| {} | `{}` |", code.status(), code.name());
+        assert!(doc.contains(&row), "docs/protocol.md lacks the row {row}");
+    }
+}
