@@ -17,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     custody.custodian_key(&custodian_passphrase)?;
     let config = DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD)?;
     let manifest = custody.create_domain("jabar-bansos-2026", config, &custodian_passphrase)?;
-    println!("created key domain {} with fingerprint {}", manifest.name, manifest.fingerprint);
+    println!(
+        "created key domain {} with fingerprint {}",
+        manifest.name, manifest.fingerprint
+    );
 
     let server = "https://tabir.example.invalid:8443";
     let device = custody.issue_bundle(
@@ -42,9 +45,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `tabir custody device add` do both steps; see the office_client example.)
 
     // A wrong passphrase is refused with a clear error.
-    let secret = custody.domain_dir("jabar-bansos-2026").join(tabir_client::custody::DOMAIN_SECRET_FILE);
-    let wrong = tabir_client::custody::read_domain_secret(&secret, &Passphrase::new("not the passphrase".into()));
-    println!("opening with a wrong passphrase: {}", wrong.err().map(|e| e.to_string()).unwrap_or_default());
+    let secret = custody
+        .domain_dir("jabar-bansos-2026")
+        .join(tabir_client::custody::DOMAIN_SECRET_FILE);
+    let wrong = tabir_client::custody::read_domain_secret(
+        &secret,
+        &Passphrase::new("not the passphrase".into()),
+    );
+    println!(
+        "opening with a wrong passphrase: {}",
+        wrong.err().map(|e| e.to_string()).unwrap_or_default()
+    );
 
     println!("{}", serde_json::to_string_pretty(&custody.status()?)?);
     Ok(())

@@ -26,16 +26,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = ServerKeys::prepare(evaluation_keys)?;
 
     let template = client_key.encrypt_template(&embed("obama.jpg")?)?;
-    println!("enrolled obama.jpg: {} bytes of encrypted template", template.to_bytes().len());
+    println!(
+        "enrolled obama.jpg: {} bytes of encrypted template",
+        template.to_bytes().len()
+    );
     for (photo, expected) in [("obama2.jpg", true), ("biden.jpg", false)] {
         let probe = client_key.encrypt_probe(&embed(photo)?)?;
         // What travels: the probe to the server, the encrypted bit back (as bytes, checked).
         let bit_bytes = server.verify(&probe, &template)?.to_bytes();
-        let bit = EncryptedBit::from_bytes(&bit_bytes, client_key.config(), client_key.fingerprint())?;
+        let bit =
+            EncryptedBit::from_bytes(&bit_bytes, client_key.config(), client_key.fingerprint())?;
         let decision = client_key.decrypt(&bit)?;
         println!(
             "{photo}: {} ({} bytes sent, {} bytes back)",
-            if decision.is_match() { "match" } else { "no match" },
+            if decision.is_match() {
+                "match"
+            } else {
+                "no match"
+            },
             probe.to_bytes().len(),
             bit_bytes.len()
         );

@@ -30,9 +30,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = tabir_server::start(
         tabir_server::Startup {
             store: Arc::new(store),
-            server_key: tabir_server::load_or_create_server_key(&work.path().join("server/server.key"))?,
+            server_key: tabir_server::load_or_create_server_key(
+                &work.path().join("server/server.key"),
+            )?,
             config: Default::default(),
-            custodian_key: Some(tabir_proto::hex::encode(custodian.verifying_key().as_bytes())),
+            custodian_key: Some(tabir_proto::hex::encode(
+                custodian.verifying_key().as_bytes(),
+            )),
             tls: None,
         },
         std::net::TcpListener::bind("127.0.0.1:0")?,
@@ -43,23 +47,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Custodian: register the domain and issue the device's bundle.
     let admin = AdminClient::new(Transport::new(&url, custodian, None)?);
-    admin.register_domain("example", custody.evaluation_keys("example")?).await?;
+    admin
+        .register_domain("example", custody.evaluation_keys("example")?)
+        .await?;
     let bundle = work.path().join("device");
-    let device = custody.issue_bundle("example", Role::Device, &url, &bundle, &passphrase(), &passphrase())?;
-    admin.register_key("example", "example counter", &device, Role::Device).await?;
+    let device = custody.issue_bundle(
+        "example",
+        Role::Device,
+        &url,
+        &bundle,
+        &passphrase(),
+        &passphrase(),
+    )?;
+    admin
+        .register_key("example", "example counter", &device, Role::Device)
+        .await?;
 
     // The device: open its bundle and work.
     let face = Arc::new(tabir_face::FacePipeline::load(&Default::default())?);
-    let office = OfficeClient::open(&ClientConfig::load(Some(&bundle.join("tabir.toml")))?, &passphrase(), face)?;
+    let office = OfficeClient::open(
+        &ClientConfig::load(Some(&bundle.join("tabir.toml")))?,
+        &passphrase(),
+        face,
+    )?;
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/images");
     let subject = SubjectId::parse("3201014101900001")?;
-    let enrolled = office.enroll(&subject, std::fs::read(photos.join("obama.jpg"))?).await?;
-    println!("enrolled {subject}: {:.0} ms, {} bytes sent", enrolled.timings.total_ms, enrolled.bytes.sent);
+    let enrolled = office
+        .enroll(&subject, std::fs::read(photos.join("obama.jpg"))?)
+        .await?;
+    println!(
+        "enrolled {subject}: {:.0} ms, {} bytes sent",
+        enrolled.timings.total_ms, enrolled.bytes.sent
+    );
     for photo in ["obama2.jpg", "biden.jpg"] {
-        let outcome = office.verify(&subject, std::fs::read(photos.join(photo))?).await?;
+        let outcome = office
+            .verify(&subject, std::fs::read(photos.join(photo))?)
+            .await?;
         println!(
             "verify {photo}: {} in {:.0} ms ({} bytes sent, {} received)",
-            if outcome.decision.is_match() { "match" } else { "no match" },
+            if outcome.decision.is_match() {
+                "match"
+            } else {
+                "no match"
+            },
             outcome.timings.total_ms,
             outcome.bytes.sent,
             outcome.bytes.received

@@ -96,18 +96,28 @@ pub async fn register_domain(
     let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_EVALUATION_KEYS).await?;
     let caller = signed.caller;
     let mut act = Act::new(Action::RegisterDomain, Some(&domain));
-    // The fingerprint is known only once the keys decode; refusals before that omit it.
-    if let Ok(keys) = EvaluationKeys::from_bytes(&signed.body) {
-        act.key_fingerprint = Some(keys.fingerprint().to_hex());
-    }
-    let act_for_audit = act.clone();
-    Ok(audited(&state, &caller, &act_for_audit, async {
+    // Role and name first; then the keys are decoded once (tens of MiB, on a blocking
+    // thread), and the audit entry carries their fingerprint from then on.
+    let checked = async {
         caller.require(&[Role::Custodian], None)?;
         if !routes::domain_name_is_valid(&domain) {
-            return Err(ErrorCode::BadRequest.into());
+            return Err(ApiError::new(ErrorCode::BadRequest));
         }
         let blob = signed.body.to_vec();
-        let decoded = EvaluationKeys::from_bytes(&blob)?;
+        tokio::task::spawn_blocking(move || {
+            EvaluationKeys::from_bytes(&blob).map(|decoded| (blob, decoded))
+        })
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal))?
+        .map_err(ApiError::from)
+    }
+    .await;
+    let (blob, decoded) = match checked {
+        Ok(decoded) => decoded,
+        Err(error) => return Ok(state.refuse(&caller, &act, error).await.into_response()),
+    };
+    act.key_fingerprint = Some(decoded.fingerprint().to_hex());
+    Ok(audited(&state, &caller, &act, async {
         let config = *decoded.config();
         let fingerprint = decoded.fingerprint().to_hex();
         let started = Instant::now();
