@@ -6,7 +6,7 @@ use crate::config::ClientConfig;
 use crate::custody::{read_domain_secret, read_signing_key};
 use crate::error::{ClientError, Result};
 use crate::sealed::Passphrase;
-use crate::transport::Transport;
+use crate::transport::{Reply, Transport};
 use reqwest::Method;
 use serde::Serialize;
 use std::sync::Arc;
@@ -66,6 +66,15 @@ pub struct DeleteOutcome {
     pub audit_seq: u64,
     pub timings: Timings,
     pub bytes: WireBytes,
+}
+
+impl From<&Reply> for WireBytes {
+    fn from(reply: &Reply) -> Self {
+        Self {
+            sent: reply.bytes_sent,
+            received: reply.bytes_received,
+        }
+    }
 }
 
 fn ms(since: Instant) -> f64 {
@@ -176,6 +185,23 @@ impl OfficeClient {
             .map(|_| ())
     }
 
+    /// Check the domain (once), send, and time the round trip.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(Reply, f64)> {
+        self.check_domain().await?;
+        let sending = Instant::now();
+        let reply = self
+            .transport
+            .send(method, path, body, content_type)
+            .await?;
+        Ok((reply, ms(sending)))
+    }
+
     /// Enrol (or re-enrol) a subject from a photo.
     pub async fn enroll(&self, subject: &SubjectId, photo: Vec<u8>) -> Result<EnrolOutcome> {
         let started = Instant::now();
@@ -197,18 +223,14 @@ impl OfficeClient {
         let encrypting = Instant::now();
         let template = self.key.encrypt_template(embedding)?.to_bytes();
         let encrypt_ms = ms(encrypting);
-        self.check_domain().await?;
-        let sending = Instant::now();
-        let reply = self
-            .transport
-            .send(
+        let (reply, server_ms) = self
+            .exchange(
                 Method::PUT,
                 &routes::enrolment(&self.domain, subject.as_str()),
                 template,
                 CONTENT_TYPE_BLOB,
             )
             .await?;
-        let server_ms = ms(sending);
         let receipt: EnrolmentReceipt = serde_json::from_slice(&reply.body)
             .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
         Ok(EnrolOutcome {
@@ -220,10 +242,7 @@ impl OfficeClient {
                 total_ms: ms(started),
                 ..Timings::default()
             },
-            bytes: WireBytes {
-                sent: reply.bytes_sent,
-                received: reply.bytes_received,
-            },
+            bytes: WireBytes::from(&reply),
         })
     }
 
@@ -247,18 +266,14 @@ impl OfficeClient {
         let encrypting = Instant::now();
         let probe = self.key.encrypt_probe(embedding)?.to_bytes();
         let encrypt_ms = ms(encrypting);
-        self.check_domain().await?;
-        let sending = Instant::now();
-        let reply = self
-            .transport
-            .send(
+        let (reply, server_ms) = self
+            .exchange(
                 Method::POST,
                 &routes::verification(&self.domain, subject.as_str()),
                 probe,
                 CONTENT_TYPE_BLOB,
             )
             .await?;
-        let server_ms = ms(sending);
         let decrypting = Instant::now();
         let bit = EncryptedBit::from_bytes(&reply.body, self.key.config(), self.key.fingerprint())
             .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
@@ -272,10 +287,7 @@ impl OfficeClient {
                 total_ms: ms(started),
                 ..Timings::default()
             },
-            bytes: WireBytes {
-                sent: reply.bytes_sent,
-                received: reply.bytes_received,
-            },
+            bytes: WireBytes::from(&reply),
         })
     }
 
@@ -295,18 +307,14 @@ impl OfficeClient {
         let encrypting = Instant::now();
         let probe = self.key.encrypt_probe(embedding)?.to_bytes();
         let encrypt_ms = ms(encrypting);
-        self.check_domain().await?;
-        let sending = Instant::now();
-        let reply = self
-            .transport
-            .send(
+        let (reply, server_ms) = self
+            .exchange(
                 Method::POST,
                 &routes::identification(&self.domain),
                 probe,
                 CONTENT_TYPE_BLOB,
             )
             .await?;
-        let server_ms = ms(sending);
         let decrypting = Instant::now();
         let result =
             IdentifyResult::from_bytes(&reply.body, self.key.config(), self.key.fingerprint(), 0)
@@ -321,20 +329,15 @@ impl OfficeClient {
                 total_ms: ms(started),
                 ..Timings::default()
             },
-            bytes: WireBytes {
-                sent: reply.bytes_sent,
-                received: reply.bytes_received,
-            },
+            bytes: WireBytes::from(&reply),
         })
     }
 
     /// Delete a subject's template (the audit log keeps the event, not the data).
     pub async fn delete(&self, subject: &SubjectId) -> Result<DeleteOutcome> {
         let started = Instant::now();
-        self.check_domain().await?;
-        let reply = self
-            .transport
-            .send(
+        let (reply, server_ms) = self
+            .exchange(
                 Method::DELETE,
                 &routes::enrolment(&self.domain, subject.as_str()),
                 Vec::new(),
@@ -346,14 +349,11 @@ impl OfficeClient {
         Ok(DeleteOutcome {
             audit_seq: receipt.audit_seq,
             timings: Timings {
-                server_ms: ms(started),
+                server_ms,
                 total_ms: ms(started),
                 ..Timings::default()
             },
-            bytes: WireBytes {
-                sent: reply.bytes_sent,
-                received: reply.bytes_received,
-            },
+            bytes: WireBytes::from(&reply),
         })
     }
 }
