@@ -13,12 +13,16 @@ test:
 	cargo test --workspace
 	$(MAKE) --no-print-directory examples
 
+# Built with the whole workspace's features (what `cargo test --workspace` built), then run:
+# `cargo run -p CRATE --example` would resolve features for one crate and rebuild.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 examples:
 	./scripts/setup-ort.sh
-	cargo run --quiet -p tabir-crypto --example encrypted_match
-	cargo run --quiet -p tabir-client --example local_match
-	cargo run --quiet -p tabir-client --example office_client
-	cargo run --quiet -p tabir-client --example custody_setup
+	cargo build --quiet --workspace --all-targets
+	$(TARGET_DIR)/debug/examples/encrypted_match
+	$(TARGET_DIR)/debug/examples/local_match
+	$(TARGET_DIR)/debug/examples/office_client
+	$(TARGET_DIR)/debug/examples/custody_setup
 
 # The benchmarks of docs/crypto.md and docs/face.md (release build).
 bench-crypto:

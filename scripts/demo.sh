@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup-ort.sh >/dev/null
 echo "== building tabir (the first build compiles tfhe: several minutes)"
-cargo build --quiet -p tabir-cli
-TABIR="$PWD/target/debug/tabir"
+# The whole workspace, tests included: `make test` afterwards then builds nothing more.
+cargo build --quiet --workspace --all-targets
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
+TABIR="$TARGET_DIR/debug/tabir"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tabir-demo.XXXXXX")"
 SERVER_PID=""

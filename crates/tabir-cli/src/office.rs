@@ -141,6 +141,11 @@ pub fn run(operation: Operation) -> ExitCode {
     let opened = (|| -> Result<OfficeClient, String> {
         let config = ClientConfig::load(device.config.as_deref()).map_err(|e| e.to_string())?;
         let passphrase = passphrase(PASSPHRASE_ENV, "this device's key files", false)?;
+        if photo.is_none() {
+            // Deleting needs no face models.
+            return OfficeClient::open_without_face(&config, &passphrase)
+                .map_err(|e| e.to_string());
+        }
         let face = Arc::new(device.pipeline.load()?);
         OfficeClient::open(&config, &passphrase, face).map_err(|e| e.to_string())
     })();

@@ -86,7 +86,8 @@ pub struct OfficeClient {
     transport: Transport,
     domain: String,
     key: Arc<ClientKey>,
-    face: Arc<FacePipeline>,
+    /// None for a client opened without one (deletion, embeddings computed elsewhere).
+    face: Option<Arc<FacePipeline>>,
     /// Checked once, before the first request: the server's domain has this key's fingerprint.
     domain_checked: OnceCell<()>,
 }
@@ -107,6 +108,14 @@ impl OfficeClient {
         passphrase: &Passphrase,
         face: Arc<FacePipeline>,
     ) -> Result<Self> {
+        let mut client = Self::open_without_face(config, passphrase)?;
+        client.face = Some(face);
+        Ok(client)
+    }
+
+    /// Open without loading the face models: enough to delete an enrolment, or to work on
+    /// embeddings computed elsewhere (`*_embedding`); the photo calls then fail.
+    pub fn open_without_face(config: &ClientConfig, passphrase: &Passphrase) -> Result<Self> {
         let secret_path = config.secret_key.as_ref().ok_or_else(|| {
             ClientError::Config(
                 "no secret_key in the configuration: this is not an office device bundle".into(),
@@ -115,16 +124,22 @@ impl OfficeClient {
         let key = read_domain_secret(secret_path, passphrase)?;
         if let Some(expected) = &config.fingerprint {
             if *expected != key.fingerprint().to_hex() {
-                return Err(ClientError::DomainMismatch {
-                    server: expected.clone(),
-                    local: key.fingerprint().to_hex(),
-                });
+                return Err(ClientError::Config(format!(
+                    "the configuration names key domain {expected}, but the sealed secret key belongs to {}",
+                    key.fingerprint().to_hex()
+                )));
             }
         }
         let signing_key = read_signing_key(&config.device_key, passphrase)?;
         let tls_root = config.tls_root_pem()?;
         let transport = Transport::new(&config.server, signing_key, tls_root.as_deref())?;
-        Ok(Self::from_parts(transport, &config.domain, key, face))
+        Ok(Self {
+            transport,
+            domain: config.domain.clone(),
+            key: Arc::new(key),
+            face: None,
+            domain_checked: OnceCell::new(),
+        })
     }
 
     /// For integrators who keep keys their own way.
@@ -138,7 +153,7 @@ impl OfficeClient {
             transport,
             domain: domain.to_owned(),
             key: Arc::new(key),
-            face,
+            face: Some(face),
             domain_checked: OnceCell::new(),
         }
     }
@@ -150,7 +165,9 @@ impl OfficeClient {
     /// The face pipeline on a blocking thread: photo bytes to an embedding, or the reason the
     /// photo is refused.
     pub async fn embed(&self, photo: Vec<u8>) -> Result<Embedding> {
-        let face = Arc::clone(&self.face);
+        let face = self.face.clone().ok_or_else(|| {
+            ClientError::Config("this client was opened without the face pipeline".into())
+        })?;
         tokio::task::spawn_blocking(move || face.embed_photo(&photo))
             .await
             .map_err(|e| ClientError::Config(format!("face pipeline task: {e}")))?
