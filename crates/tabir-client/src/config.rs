@@ -79,7 +79,7 @@ impl ClientConfig {
         }
         let missing = |what: &str| {
             ClientError::Config(format!(
-                "no {what}: give --config FILE (written by `tabir custody device add`) or set the environment (see `tabir help config`)"
+                "no {what}: give --config FILE (the tabir.toml written by `tabir custody device add`), or set TABIR_SERVER, TABIR_DOMAIN and TABIR_DEVICE_KEY"
             ))
         };
         if config.server.is_empty() {
