@@ -57,6 +57,7 @@ error_codes! {
     UnknownDomain = (404, "unknown_domain", "no key domain with this name is registered"),
     UnknownSubject = (404, "unknown_subject", "no enrolment for this subject in this key domain"),
     UnknownKey = (404, "unknown_key", "no such registered key, or it is already revoked"),
+    MethodNotAllowed = (405, "method_not_allowed", "this route does not take this method"),
     DomainExists = (409, "domain_exists", "a key domain with this name already exists"),
     KeyExists = (409, "key_exists", "this public key is already registered"),
     PayloadTooLarge = (413, "payload_too_large", "the request body is over the limit for this route"),
