@@ -110,12 +110,7 @@ pub async fn prepare_custodian(
     state: &Arc<AppState>,
     custodian_key: Option<String>,
 ) -> Result<Option<String>, StartError> {
-    // Store calls run on blocking threads: the PostgreSQL client must not run on the runtime.
-    let startup_failed = |e: ApiError| StartError::Startup(e.code.message());
-    let keys = state
-        .with_store(|store| store.keys(None))
-        .await
-        .map_err(startup_failed)?;
+    let keys = on_store(state, |state| state.store.keys(None)).await?;
     let has_custodian = keys
         .iter()
         .any(|k| k.role == Role::Custodian && k.revoked_at.is_none());
@@ -125,12 +120,14 @@ pub async fn prepare_custodian(
         if keys.iter().any(|k| k.key_id == record.key_id) {
             return Ok(None);
         }
-        let server = server_caller();
-        let act = Act::new(Action::BootstrapCustodian, None);
-        state
-            .commit(Change::PutKey(record), act.event(&server, Outcome::Done))
-            .await
-            .map_err(startup_failed)?;
+        let event =
+            Act::new(Action::BootstrapCustodian, None).event(&server_caller(), Outcome::Done);
+        on_store(state, move |state| {
+            state
+                .store
+                .commit(Change::PutKey(record), event, &state.server_key)
+        })
+        .await?;
         return Ok(None);
     }
     if has_custodian {
@@ -141,6 +138,20 @@ pub async fn prepare_custodian(
     let token = tabir_proto::hex::encode(token_bytes.as_ref());
     *state.bootstrap.digest.lock().await = Some(Sha256::digest(token.as_bytes()).into());
     Ok(Some(token))
+}
+
+/// A store call at start-up, on a blocking thread (the PostgreSQL client must not run on the
+/// async runtime), keeping the store's own error for the operator.
+async fn on_store<T, F>(state: &Arc<AppState>, call: F) -> Result<T, StartError>
+where
+    T: Send + 'static,
+    F: FnOnce(&AppState) -> Result<T, tabir_store::StoreError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || call(&state))
+        .await
+        .map_err(|e| StartError::Startup(e.to_string()))?
+        .map_err(StartError::Store)
 }
 
 /// The server acting on its own behalf (flag-given custodian).

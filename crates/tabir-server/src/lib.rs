@@ -44,7 +44,7 @@ pub enum StartError {
     #[error("server key file {path}: {reason}")]
     ServerKey { path: PathBuf, reason: String },
     #[error("start-up failed: {0}")]
-    Startup(&'static str),
+    Startup(String),
     #[error("custodian key: {0}")]
     CustodianKey(String),
     #[error("TLS: {0}")]
