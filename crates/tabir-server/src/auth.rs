@@ -5,14 +5,14 @@
 //! Two steps, so a stranger cannot make the server read a large body: [`precheck`] looks only
 //! at the headers (known, unrevoked key; fresh timestamp; well-formed nonce); after the body
 //! is read within the route's limit, [`Pending::finish`] checks the signature and then
-//! remembers the nonce, so a replay inside the freshness window is refused.
+//! records the nonce in the store, so a replay inside the freshness window is refused by
+//! every replica, and after a restart too.
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::{HeaderMap, Method, Uri};
 use ed25519_dalek::VerifyingKey;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tabir_proto::signing::{
     self, RequestSignature, FRESHNESS_WINDOW_SECS, HEADER_KEY_ID, HEADER_NONCE, HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -94,10 +94,11 @@ pub async fn precheck(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Pend
 }
 
 impl Pending {
-    /// Check the signature over this request and use up its nonce.
-    pub fn finish(
+    /// Check the signature over this request and use up its nonce. Nonces are kept in the
+    /// store, so a request is accepted once whichever replica gets it, restarts included.
+    pub async fn finish(
         self,
-        state: &AppState,
+        state: &Arc<AppState>,
         method: &Method,
         uri: &Uri,
         body: &[u8],
@@ -109,53 +110,16 @@ impl Pending {
         {
             return Err(ErrorCode::Unauthenticated.into());
         }
-        let first_use = state.nonces.remember(
-            &self.signature.key_id,
-            &self.signature.nonce,
-            self.signature.timestamp,
-            crate::time::unix_now(),
-        );
+        let now = crate::time::unix_now();
+        // Kept until the request's timestamp leaves the window on either side.
+        let expires_at = self.signature.timestamp.max(now) + FRESHNESS_WINDOW_SECS;
+        let RequestSignature { key_id, nonce, .. } = self.signature;
+        let first_use = state
+            .with_store(move |store| store.remember_nonce(&key_id, &nonce, expires_at, now))
+            .await?;
         if !first_use {
             return Err(ErrorCode::ReplayedRequest.into());
         }
         Ok(self.caller)
-    }
-}
-
-/// Nonces seen within the freshness window, per key. A nonce older than the window need not
-/// be remembered: its request would be refused as stale anyway.
-#[derive(Default)]
-pub struct NonceCache {
-    seen: Mutex<HashMap<String, u64>>,
-}
-
-/// Above this many remembered nonces, expired ones are swept on insert.
-const SWEEP_ABOVE: usize = 50_000;
-
-impl NonceCache {
-    /// Remember a nonce; false if it was already used (a replay).
-    pub fn remember(&self, key_id: &str, nonce: &str, timestamp: u64, now: u64) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
-            return false;
-        };
-        if seen.len() > SWEEP_ABOVE {
-            seen.retain(|_, expires| *expires >= now);
-        }
-        // Kept until the request's timestamp leaves the window on either side.
-        let expires = timestamp.max(now) + FRESHNESS_WINDOW_SECS;
-        seen.insert(format!("{key_id}:{nonce}"), expires).is_none()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_nonce_is_accepted_once_per_key() {
-        let cache = NonceCache::default();
-        assert!(cache.remember("k1", "n", 100, 100));
-        assert!(!cache.remember("k1", "n", 100, 101));
-        assert!(cache.remember("k2", "n", 100, 101));
     }
 }

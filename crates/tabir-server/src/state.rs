@@ -1,7 +1,7 @@
 //! What every request handler shares: the store, the audit key, the domain-key cache, the
-//! nonce memory, the FHE pool and the metrics.
+//! FHE pool and the metrics.
 
-use crate::auth::{Caller, NonceCache};
+use crate::auth::Caller;
 use crate::bootstrap::{BootstrapToken, ServerKeyFile};
 use crate::domains::DomainCache;
 use crate::error::ApiError;
@@ -41,7 +41,6 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub server_key: ServerKeyFile,
     pub domains: DomainCache,
-    pub nonces: NonceCache,
     pub pool: FhePool,
     pub metrics: Metrics,
     pub bootstrap: BootstrapToken,
@@ -97,7 +96,6 @@ impl AppState {
             store,
             server_key,
             domains: DomainCache::default(),
-            nonces: NonceCache::default(),
             pool: FhePool::new(
                 config.fhe_workers,
                 config.fhe_queue,

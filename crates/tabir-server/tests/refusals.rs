@@ -29,6 +29,37 @@ fn template() -> Vec<u8> {
         .to_bytes()
 }
 
+fn unit_vector(axis: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; DIM as usize];
+    v[axis] = 1.0;
+    v
+}
+
+/// A second server on the same store (a replica, or the same server after a restart).
+async fn start_replica(store: Arc<dyn Store>) -> Http {
+    let data = tempfile::tempdir().unwrap();
+    let server_key =
+        tabir_server::load_or_create_server_key(&data.path().join("server.key")).unwrap();
+    let server = tabir_server::start(
+        tabir_server::Startup {
+            store,
+            server_key,
+            config: ServerConfig::default(),
+            custodian_key: None,
+            tls: None,
+        },
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    )
+    .await
+    .unwrap();
+    let http = Http::new(format!("http://{}", server.address));
+    wait_healthy(&http).await;
+    // Runs until the test's runtime ends.
+    std::mem::forget(data);
+    tokio::spawn(server.wait());
+    http
+}
+
 fn stored(store: &dyn Store) -> usize {
     blocking(|| store.templates(DOMAIN))
         .map(|t| t.len())
@@ -222,6 +253,28 @@ async fn refusals(store: Arc<dyn Store>) {
         blocking(|| store.audit_page(0, 10_000)).unwrap().len(),
         audit_before
     );
+
+    // The same request replayed at another replica (a second server on the same store, as
+    // after a restart) is refused too: nonces live in the store.
+    let replica = start_replica(Arc::clone(&store)).await;
+    let verification = routes::verification(DOMAIN, NIK);
+    let probe = keys()
+        .client
+        .encrypt_probe(&unit_vector(3))
+        .unwrap()
+        .to_bytes();
+    let once = Signing {
+        nonce: Some(fresh_nonce()),
+        timestamp: Some(now()),
+        ..Default::default()
+    };
+    http.send_with(&device, Method::POST, &verification, probe.clone(), &once)
+        .await
+        .expect(200);
+    replica
+        .send_with(&device, Method::POST, &verification, probe, &once)
+        .await
+        .refused(401, "replayed_request");
 
     // Revoked: after revocation the device is refused at once.
     let revoked: DeviceInfo = http

@@ -5,7 +5,7 @@
 //! audit entry, so an acknowledged write and its audit record are both durable, or neither is.
 //!
 //! [`Store`] is the interface; [`sqlite::SqliteStore`] is the embedded default (WAL,
-//! synchronous=FULL). The PostgreSQL implementation for several replicas is still to come.
+//! synchronous=FULL); [`postgres::PostgresStore`] serves several replicas sharing a database.
 //! The store holds ciphertexts as opaque bytes: it never decodes them and has no key.
 
 #![forbid(unsafe_code)]
@@ -131,4 +131,9 @@ pub trait Store: Send + Sync {
     fn templates(&self, domain: &str) -> Result<Vec<(SubjectId, Vec<u8>)>>;
     /// Audit entries with `seq > after`, at most `limit`, in order.
     fn audit_page(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>>;
+
+    /// Record a request nonce of `key_id`, kept until `expires_at` (Unix seconds); false when
+    /// it is already recorded (a replay). Nonces past `now` are forgotten. Shared by replicas
+    /// and kept across restarts, so a request is accepted once, anywhere.
+    fn remember_nonce(&self, key_id: &str, nonce: &str, expires_at: u64, now: u64) -> Result<bool>;
 }

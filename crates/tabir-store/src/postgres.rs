@@ -11,7 +11,8 @@ use tabir_proto::audit::{AuditEntry, AuditEvent};
 use tabir_proto::SubjectId;
 
 /// Schema migrations, applied in order and recorded in `tabir_schema`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE domains (
         name             TEXT PRIMARY KEY,
         fingerprint      TEXT NOT NULL UNIQUE,
@@ -44,7 +45,17 @@ const MIGRATIONS: &[&str] = &[r#"
         hash  TEXT NOT NULL,
         entry TEXT NOT NULL
     );
-"#];
+"#,
+    r#"
+    CREATE TABLE nonces (
+        key_id     TEXT NOT NULL,
+        nonce      TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (key_id, nonce)
+    );
+    CREATE INDEX nonces_expiry ON nonces (expires_at);
+"#,
+];
 
 /// Advisory lock id serialising audit appends (any constant shared by all replicas).
 const AUDIT_LOCK: i64 = 0x7461_6269_725f_6175; // "tabir_au"
@@ -385,6 +396,22 @@ impl Store for PostgresStore {
         rows.iter()
             .map(|r| parse_entry(&r.get::<_, String>(0)))
             .collect()
+    }
+
+    fn remember_nonce(&self, key_id: &str, nonce: &str, expires_at: u64, now: u64) -> Result<bool> {
+        let mut client = self.lock()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        tx.execute("DELETE FROM nonces WHERE expires_at < $1", &[&(now as i64)])
+            .map_err(backend)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO nonces (key_id, nonce, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key_id, nonce) DO NOTHING",
+                &[&key_id, &nonce, &(expires_at as i64)],
+            )
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(inserted == 1)
     }
 }
 

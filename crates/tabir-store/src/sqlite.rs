@@ -14,7 +14,8 @@ use tabir_proto::SubjectId;
 pub const DATABASE_FILE: &str = "tabir.sqlite3";
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE domains (
         name             TEXT PRIMARY KEY,
         fingerprint      TEXT NOT NULL UNIQUE,
@@ -47,7 +48,17 @@ const MIGRATIONS: &[&str] = &[r#"
         hash  TEXT NOT NULL,
         entry TEXT NOT NULL
     );
-"#];
+"#,
+    r#"
+    CREATE TABLE nonces (
+        key_id     TEXT NOT NULL,
+        nonce      TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (key_id, nonce)
+    );
+    CREATE INDEX nonces_expiry ON nonces (expires_at);
+"#,
+];
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -367,6 +378,24 @@ impl Store for SqliteStore {
             out.push(serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         }
         Ok(out)
+    }
+
+    fn remember_nonce(&self, key_id: &str, nonce: &str, expires_at: u64, now: u64) -> Result<bool> {
+        let mut connection = self.lock()?;
+        let tx = connection.transaction().map_err(backend)?;
+        tx.execute(
+            "DELETE FROM nonces WHERE expires_at < ?1",
+            params![now as i64],
+        )
+        .map_err(backend)?;
+        let inserted = tx
+            .execute(
+                "INSERT OR IGNORE INTO nonces (key_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
+                params![key_id, nonce, expires_at as i64],
+            )
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(inserted == 1)
     }
 }
 

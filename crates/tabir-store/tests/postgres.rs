@@ -76,3 +76,12 @@ fn committed_writes_survive_reopening() {
         Box::new(open(&url, &schema))
     });
 }
+
+#[test]
+fn nonces_are_accepted_once_and_forgotten_after_expiry() {
+    let Some((url, schema)) = database("nonces") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::nonces_are_accepted_once_and_forgotten_after_expiry(&open(&url, &schema));
+}

@@ -29,3 +29,11 @@ fn committed_writes_survive_reopening() {
         Box::new(SqliteStore::open(&path).unwrap())
     });
 }
+
+#[test]
+fn nonces_are_accepted_once_and_forgotten_after_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::nonces_are_accepted_once_and_forgotten_after_expiry(
+        &SqliteStore::open(dir.path()).unwrap(),
+    );
+}

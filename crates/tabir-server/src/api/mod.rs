@@ -123,7 +123,7 @@ impl Signed {
         let body = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
-        let caller = pending.finish(state, method, uri, &body)?;
+        let caller = pending.finish(state, method, uri, &body).await?;
         Ok(Self { caller, body })
     }
 }

@@ -242,3 +242,17 @@ pub fn committed_writes_survive_reopening(open: &dyn Fn() -> Box<dyn Store>) {
     assert_eq!(entries.len(), 3);
     audit::verify_chain(&entries, None, &sealer.0.verifying_key()).unwrap();
 }
+
+pub fn nonces_are_accepted_once_and_forgotten_after_expiry(store: &dyn Store) {
+    assert!(store.remember_nonce("key-a", "n1", 400, 100).unwrap());
+    assert!(
+        !store.remember_nonce("key-a", "n1", 400, 101).unwrap(),
+        "a replay was accepted"
+    );
+    assert!(
+        store.remember_nonce("key-b", "n1", 400, 101).unwrap(),
+        "nonces are per key"
+    );
+    // Past its expiry a nonce is forgotten (its request would be stale by then anyway).
+    assert!(store.remember_nonce("key-a", "n1", 1000, 401).unwrap());
+}
