@@ -10,9 +10,9 @@ use super::{blob_response, parse_subject, Signed};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::{Act, AppState};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
@@ -59,12 +59,8 @@ async fn device_context(
 pub async fn enrol(
     State(state): State<Arc<AppState>>,
     Path((domain, subject)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_TEMPLATE }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_TEMPLATE).await?;
     let mut act = Act::new(Action::Enrol, Some(&domain));
     let result = enrol_checked(
         &state,
@@ -128,12 +124,8 @@ async fn enrol_checked(
 pub async fn delete_enrolment(
     State(state): State<Arc<AppState>>,
     Path((domain, subject)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     let mut act = Act::new(Action::DeleteEnrolment, Some(&domain));
     let result = delete_checked(&state, &signed.caller, &mut act, &domain, &subject).await;
     Ok(conclude(&state, &signed.caller, &act, result).await)
@@ -171,12 +163,8 @@ async fn delete_checked(
 pub async fn verify(
     State(state): State<Arc<AppState>>,
     Path((domain, subject)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_PROBE }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_PROBE).await?;
     let mut act = Act::new(Action::Verify, Some(&domain));
     let result = verify_checked(
         &state,
@@ -229,12 +217,8 @@ async fn verify_checked(
 pub async fn identify(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_PROBE }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_PROBE).await?;
     let mut act = Act::new(Action::Identify, Some(&domain));
     let result = identify_checked(&state, &signed.caller, &mut act, &domain, signed.body).await;
     Ok(conclude(&state, &signed.caller, &act, result).await)

@@ -8,9 +8,9 @@ mod registry;
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::state::{Act, AppState};
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -55,7 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(routes::AUDIT, get(registry::audit_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Bodies are read by each route with its own limit (see `Signed::read`).
+        // Bodies are read by each route with its own limit (see `Signed`).
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
@@ -95,35 +95,35 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
     response
 }
 
-/// An authenticated request: who sent it and its body.
-pub struct Signed {
+/// An authenticated request: who sent it and its body, read within `LIMIT` bytes. As an
+/// extractor (the last argument of a handler) it checks the headers, reads the body within
+/// the limit, then checks the signature and uses up the nonce; any failure is the answer.
+pub struct Signed<const LIMIT: u64> {
     pub caller: Caller,
     pub body: Bytes,
 }
 
-impl Signed {
-    /// Check the headers, read the body within `limit` bytes, check the signature.
-    pub async fn read(
-        state: &Arc<AppState>,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: Body,
-        limit: u64,
-    ) -> Result<Self, ApiError> {
-        let pending = auth::precheck(state, headers).await?;
-        let declared = headers
+impl<const LIMIT: u64> FromRequest<Arc<AppState>> for Signed<LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let pending = auth::precheck(state, &parts.headers).await?;
+        let declared = parts
+            .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit) {
+        if declared.is_some_and(|length| length > LIMIT) {
             return Err(ErrorCode::PayloadTooLarge.into());
         }
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let limit = usize::try_from(LIMIT).unwrap_or(usize::MAX);
         let body = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
-        let caller = pending.finish(state, method, uri, &body).await?;
+        let caller = pending
+            .finish(state, &parts.method, &parts.uri, &body)
+            .await?;
         Ok(Self { caller, body })
     }
 }

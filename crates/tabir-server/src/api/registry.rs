@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::state::{Act, AppState};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
@@ -70,12 +70,8 @@ pub async fn bootstrap(
 /// `GET /v1/server`: the audit-signing public key (any registered key).
 pub async fn server_info(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    _signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     Ok(Json(ServerInfo {
         audit_public_key: state.server_key.public_key_hex(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -88,12 +84,8 @@ pub async fn server_info(
 pub async fn register_domain(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_EVALUATION_KEYS }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_EVALUATION_KEYS).await?;
     let caller = signed.caller;
     let mut act = Act::new(Action::RegisterDomain, Some(&domain));
     // Role and name first; then the keys are decoded once (tens of MiB, on a blocking
@@ -149,12 +141,8 @@ pub async fn register_domain(
 /// `GET /v1/domains` (auditor, custodian).
 pub async fn list_domains(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     signed
         .caller
         .require(&[Role::Auditor, Role::Custodian], None)?;
@@ -166,12 +154,8 @@ pub async fn list_domains(
 pub async fn get_domain(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     signed.caller.require(
         &[Role::Device, Role::Auditor, Role::Custodian],
         Some(&domain),
@@ -187,12 +171,8 @@ pub async fn get_domain(
 pub async fn register_device(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     let caller = signed.caller;
     let act = Act::new(Action::RegisterDevice, Some(&domain));
     Ok(audited(&state, &caller, &act, async {
@@ -230,12 +210,8 @@ pub async fn register_device(
 pub async fn list_devices(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     signed
         .caller
         .require(&[Role::Auditor, Role::Custodian], None)?;
@@ -257,12 +233,8 @@ pub async fn list_devices(
 pub async fn revoke_device(
     State(state): State<Arc<AppState>>,
     Path((domain, key_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     let caller = signed.caller;
     let act = Act::new(Action::RevokeDevice, Some(&domain));
     Ok(audited(&state, &caller, &act, async {
@@ -301,12 +273,8 @@ pub struct AuditQuery {
 pub async fn audit_page(
     State(state): State<Arc<AppState>>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    signed: Signed<{ LIMIT_JSON }>,
 ) -> Result<Response, ApiError> {
-    let signed = Signed::read(&state, &method, &uri, &headers, body, LIMIT_JSON).await?;
     let caller = signed.caller;
     let act = Act::new(Action::ReadAudit, None);
     Ok(audited(&state, &caller, &act, async {
