@@ -40,9 +40,8 @@ pub enum AuditCommand {
 const MAX_LOG_BYTES: u64 = 1 << 30;
 
 fn parse_key(text: &str) -> Result<VerifyingKey, String> {
-    let bytes = tabir_proto::hex::decode::<32>(text.trim())
-        .ok_or("the server key must be 64 hex characters")?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| "the server key is not an Ed25519 key".into())
+    tabir_proto::signing::parse_public_key(text.trim())
+        .ok_or_else(|| "the server key must be an Ed25519 public key: 64 hex characters".into())
 }
 
 fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {

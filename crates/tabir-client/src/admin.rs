@@ -2,7 +2,7 @@
 //! server's public key and the audit log.
 
 use crate::error::{ClientError, Result};
-use crate::transport::Transport;
+use crate::transport::{describe, read_answer, AnswerError, Transport};
 use ed25519_dalek::VerifyingKey;
 use reqwest::Method;
 use tabir_proto::audit::AuditEntry;
@@ -58,9 +58,9 @@ impl AdminClient {
             label: label.to_owned(),
             public_key: tabir_proto::hex::encode(custodian.as_bytes()),
         });
-        let network = |e: reqwest::Error| ClientError::Network {
+        let network = |detail: String| ClientError::Network {
             server: base.to_owned(),
-            detail: e.to_string(),
+            detail,
         };
         let response = client
             .post(format!("{base}{}", routes::BOOTSTRAP))
@@ -69,9 +69,12 @@ impl AdminClient {
             .body(body)
             .send()
             .await
-            .map_err(network)?;
+            .map_err(|e| network(describe(e)))?;
         let status = response.status().as_u16();
-        let answer = response.bytes().await.map_err(network)?;
+        let answer = read_answer(response).await.map_err(|e| match e {
+            AnswerError::TooLarge => ClientError::BadAnswer("the answer is too large".into()),
+            AnswerError::Failed(detail) => network(detail),
+        })?;
         if status == 201 {
             return json(&answer);
         }

@@ -232,12 +232,23 @@ pub fn write_sealed(
     result
 }
 
+/// The largest sealed file read (a domain secret key is about 24 KiB).
+const MAX_SEALED_BYTES: u64 = 1024 * 1024;
+
 /// Read and open a sealed file.
 pub fn read_sealed(
     path: &Path,
     purpose: &str,
     passphrase: &Passphrase,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| io_error(path, e))?
+        .len();
+    if size > MAX_SEALED_BYTES {
+        return Err(SealError::NotSealed {
+            path: path.display().to_string(),
+        });
+    }
     let blob = std::fs::read(path).map_err(|e| io_error(path, e))?;
     unseal(&blob, purpose, passphrase, path)
 }

@@ -187,7 +187,7 @@ impl Transport {
         }
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return Attempt::Failed(describe(&e)),
+            Err(e) => return Attempt::Failed(describe(e)),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -196,9 +196,14 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_secs);
-        let answer = match response.bytes().await {
-            Ok(bytes) => bytes.to_vec(),
-            Err(e) => return Attempt::Failed(describe(&e)),
+        let answer = match read_answer(response).await {
+            Ok(bytes) => bytes,
+            Err(AnswerError::TooLarge) => {
+                return Attempt::Refused(ClientError::BadAnswer(format!(
+                    "the answer is over {MAX_ANSWER_BYTES} bytes"
+                )))
+            }
+            Err(AnswerError::Failed(detail)) => return Attempt::Failed(detail),
         };
         match status {
             200..=299 => Attempt::Done(Reply {
@@ -233,10 +238,45 @@ enum Attempt {
     Failed(String),
 }
 
-/// The error and its causes in one line (reqwest's Display alone omits the cause).
-fn describe(error: &reqwest::Error) -> String {
+/// The largest answer read: an audit page of 1,000 entries is under 1 MiB, an encrypted bit
+/// 2.7 KiB. A longer answer is refused, not buffered.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+pub(crate) enum AnswerError {
+    TooLarge,
+    Failed(String),
+}
+
+/// Read a response body, at most [`MAX_ANSWER_BYTES`].
+pub(crate) async fn read_answer(
+    mut response: reqwest::Response,
+) -> std::result::Result<Vec<u8>, AnswerError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(AnswerError::TooLarge);
+    }
+    let mut answer = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| AnswerError::Failed(describe(e)))?
+    {
+        if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(AnswerError::TooLarge);
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    Ok(answer)
+}
+
+/// The error and its causes in one line (reqwest's Display alone omits the cause), without
+/// the URL: request paths hold subject ids (NIKs), which must not reach messages or logs.
+pub(crate) fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

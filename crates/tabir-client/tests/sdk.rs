@@ -302,3 +302,33 @@ fn sealed_keys_refuse_a_wrong_passphrase_and_a_tampered_file() {
         assert_eq!(mode, 0o600);
     }
 }
+
+#[test]
+fn a_network_failure_names_the_server_but_not_the_subject() {
+    // A port nothing listens on: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let transport = Transport::new(&url, tabir_client::custody::new_signing_key(), None)
+        .unwrap()
+        .with_retry(tabir_client::RetryPolicy::none());
+    let nik = "3201012501900001";
+    let error = runtime()
+        .block_on(transport.send(
+            tabir_client::transport::Method::POST,
+            &tabir_proto::routes::verification(DOMAIN, nik),
+            Vec::new(),
+            tabir_proto::routes::CONTENT_TYPE_BLOB,
+        ))
+        .unwrap_err();
+    assert_eq!(error.kind(), "network", "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&url), "{message}");
+    assert!(
+        !message.contains(nik),
+        "the subject id leaked into: {message}"
+    );
+}
