@@ -1,5 +1,6 @@
-//! `tabir audit verify`: check an exported audit log (a JSON array of entries) against the
-//! server's public key. Anyone can run it; it needs no secret and sees no biometric data.
+//! `tabir audit`: export the log (auditor), verify an exported log against the server's public
+//! key (anyone: it needs no secret and sees no biometric data), and check the decisions
+//! devices reported against the escrowed results (auditor, with its own share).
 
 use clap::Subcommand;
 use ed25519_dalek::VerifyingKey;
@@ -19,6 +20,31 @@ pub enum AuditCommand {
         /// Where to write the log (a JSON array of entries, oldest first).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Check what devices reported against the escrowed results: the server re-shares the
+    /// results of the range to this auditor's share (and records the request in the log), the
+    /// auditor opens them and compares with the reports in the chain-verified log. Lists
+    /// mismatched and unreported results.
+    ///
+    /// Exit status 0 when every result in the range was reported and matches, 1 when one was
+    /// not, 2 when the check could not run.
+    Decisions {
+        /// An auditor's configuration (tabir.toml from `tabir custody device add --role auditor`).
+        #[arg(long, value_name = "FILE", env = "TABIR_CONFIG")]
+        config: Option<PathBuf>,
+        /// First audit entry to check [default: the first].
+        #[arg(long, value_name = "SEQ", default_value_t = 1)]
+        from: u64,
+        /// Last audit entry to check [default: the last].
+        #[arg(long, value_name = "SEQ")]
+        to: Option<u64>,
+        /// The server's audit key (64 hex characters) the log must verify under [default: the
+        /// key the server names, printed for comparison with your records].
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// Print one JSON object instead of sentences.
+        #[arg(long)]
+        json: bool,
     },
     /// Verify the hash chain and the server's signature on every entry of an exported log.
     ///
@@ -44,11 +70,21 @@ fn parse_key(text: &str) -> Result<VerifyingKey, String> {
         .ok_or_else(|| "the server key must be an Ed25519 public key: 64 hex characters".into())
 }
 
-fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {
+/// The auditor's signed client, and its configuration and passphrase.
+fn auditor(
+    config: Option<PathBuf>,
+) -> Result<
+    (
+        tabir_client::ClientConfig,
+        tabir_client::Passphrase,
+        tabir_client::AdminClient,
+    ),
+    String,
+> {
     let config = tabir_client::ClientConfig::load(config.as_deref()).map_err(|e| e.to_string())?;
     let passphrase = crate::secrets::passphrase(
         crate::secrets::PASSPHRASE_ENV,
-        "the auditor's key file",
+        "the auditor's key files",
         false,
     )?;
     let key = tabir_client::custody::read_signing_key(&config.device_key, &passphrase)
@@ -59,11 +95,23 @@ fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {
         config.tls_root_pem().map_err(|e| e.to_string())?.as_deref(),
     )
     .map_err(|e| e.to_string())?;
-    let admin = tabir_client::AdminClient::new(transport);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    Ok((
+        config,
+        passphrase,
+        tabir_client::AdminClient::new(transport),
+    ))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {
+    let (_, _, admin) = auditor(config)?;
+    let runtime = runtime()?;
     let (info, entries) = runtime
         .block_on(async {
             let info = admin.server_info().await?;
@@ -84,9 +132,153 @@ fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+struct DecisionsArgs {
+    config: Option<PathBuf>,
+    from: u64,
+    to: Option<u64>,
+    server_key: Option<String>,
+    json: bool,
+}
+
+fn decisions(args: DecisionsArgs) -> Result<ExitCode, String> {
+    use tabir_client::escrow::Auditor;
+    let (config, passphrase, admin) = auditor(args.config)?;
+    let not_auditor = |what: &str| {
+        format!("no {what} in the configuration: checking decisions needs an auditor bundle")
+    };
+    let share_path = config.share.clone().ok_or_else(|| not_auditor("share"))?;
+    let public_key = tabir_client::custody::read_public_key(
+        config
+            .public_key
+            .as_ref()
+            .ok_or_else(|| not_auditor("public_key"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let (domain_config, fingerprint) = (*public_key.config(), public_key.fingerprint());
+    let share = tabir_client::custody::read_decryption_share(
+        &share_path,
+        &passphrase,
+        &domain_config,
+        fingerprint,
+    )
+    .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
+    let checked = runtime.block_on(async {
+        let info = admin.server_info().await.map_err(|e| e.to_string())?;
+        let server_key = parse_key(args.server_key.as_deref().unwrap_or(&info.audit_public_key))?;
+        if args.server_key.is_none() && !args.json {
+            eprintln!(
+                "checking the log under the server's audit key {} (compare it with your records, or pin it with --server-key)",
+                info.audit_public_key
+            );
+        }
+        let domain = admin
+            .domains()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|d| d.name == config.domain)
+            .ok_or_else(|| format!("the server has no key domain {}", config.domain))?;
+        if domain.fingerprint != fingerprint.to_hex() {
+            return Err(format!(
+                "the server's domain {} has fingerprint {}, not the one in this bundle ({})",
+                domain.name,
+                domain.fingerprint,
+                fingerprint.to_hex()
+            ));
+        }
+        let auditor = Auditor {
+            admin: &admin,
+            domain: &config.domain,
+            share: &share,
+            config: &domain_config,
+            fingerprint,
+            server_key: &server_key,
+        };
+        let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        auditor
+            .check_decisions(args.from, args.to, |step| {
+                if !quiet {
+                    eprint!("\r{step:<70}");
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())
+    });
+    if !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprint!("\r{:<70}\r", "");
+    }
+    let check = checked?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&check).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "decisions in audit entries {}..{}: {} checked, {} matching, {} mismatched, {} unreported",
+            check.from,
+            check.to,
+            check.checked,
+            check.matching,
+            check.mismatched.len(),
+            check.unreported.len()
+        );
+        for finding in &check.mismatched {
+            println!(
+                "  MISMATCH entry {}: device {} reported {}, the escrowed result is {}",
+                finding.seq,
+                finding.device,
+                finding.reported.map_or("nothing", |d| d.name()),
+                finding.escrowed.name()
+            );
+        }
+        for finding in &check.unreported {
+            println!(
+                "  UNREPORTED entry {}: device {} never reported its decision (the escrowed result is {})",
+                finding.seq,
+                finding.device,
+                finding.escrowed.name()
+            );
+        }
+        for seq in &check.missing_escrow {
+            println!(
+                "  MISSING ESCROW entry {seq}: the log records a result the server did not escrow"
+            );
+        }
+        println!(
+            "  (the server recorded this check as audit entr{} {:?})",
+            if check.request_entries.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            check.request_entries
+        );
+    }
+    Ok(if check.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 pub fn run(command: AuditCommand) -> Result<ExitCode, String> {
     match command {
         AuditCommand::Export { config, out } => export(config, out),
+        AuditCommand::Decisions {
+            config,
+            from,
+            to,
+            server_key,
+            json,
+        } => decisions(DecisionsArgs {
+            config,
+            from,
+            to,
+            server_key,
+            json,
+        }),
         AuditCommand::Verify {
             log,
             server_key,

@@ -9,11 +9,14 @@ use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-use tabir_crypto::quantize::{
+use tabir_crypto::{
+    CandidateBits, DomainConfig, EncryptedBit, EscrowedBit, ServerKeys, ServerShare,
+};
+use tabir_device_crypto::quantize::{
     random_unit_vector, synthetic_pair, vector_at_cosine, QuantisedEmbedding,
 };
-use tabir_crypto::{
-    generate_key_domain, quantise, twin, CandidateBits, ClientKey, DomainConfig, ServerKeys,
+use tabir_device_crypto::{
+    domain_config, generate_key_domain, quantise, twin, DecryptionShare, Encryptor,
 };
 
 #[derive(Subcommand)]
@@ -79,6 +82,9 @@ struct CryptoReport {
     server_key_prep_ms: f64,
     encrypt_probe_ms: f64,
     encrypt_template_ms: f64,
+    /// The server applying the caller's share to a result (included in verify_ms).
+    share_apply_us: f64,
+    /// The device opening the bit with its share.
     decrypt_us: f64,
     verify_ms_median: f64,
     verify_ms_p90: f64,
@@ -97,6 +103,10 @@ struct Sizes {
     template: usize,
     result: usize,
     evaluation_keys: usize,
+    /// The domain's public key, as a device bundle holds it.
+    public_key: usize,
+    /// One decryption share, as sealed in a bundle (before sealing).
+    share: usize,
 }
 
 #[derive(Serialize)]
@@ -136,20 +146,45 @@ fn progress(text: &str) {
     }
 }
 
+/// The parties of one key domain, as the benchmark plays them.
+struct Parties {
+    device: Encryptor,
+    device_share: DecryptionShare,
+    server: ServerKeys,
+    server_share: ServerShare,
+}
+
+impl Parties {
+    fn open(&self, escrowed: &EscrowedBit) -> tabir_crypto::Result<tabir_crypto::Decision> {
+        self.device_share
+            .decrypt(&self.server_share.apply(escrowed)?)
+    }
+}
+
 fn crypto(args: &CryptoBenchArgs) -> tabir_crypto::Result<CryptoReport> {
-    let config = DomainConfig::with_cosine_threshold(args.dim, args.threshold)?;
+    let config = domain_config(args.dim, args.threshold)?;
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
 
     progress("generating keys");
     let start = Instant::now();
-    let (client, evaluation_keys) = generate_key_domain(config)?;
+    let domain = generate_key_domain(config)?;
     let keygen = start.elapsed();
-    let evaluation_key_bytes = evaluation_keys.to_bytes().len();
+    let evaluation_key_bytes = domain.evaluation_keys.to_bytes().len();
+    let public_key = domain.evaluation_keys.public_key();
+    let (device_share, delta) = domain.custodian_share.issue(&config)?;
+    let server_share = domain.server_share.derive(&delta)?;
 
     progress("preparing server keys");
     let start = Instant::now();
-    let server = ServerKeys::prepare(evaluation_keys)?;
+    let server = ServerKeys::prepare(domain.evaluation_keys)?;
     let server_key_prep = start.elapsed();
+    let parties = Parties {
+        device: Encryptor::new(&public_key)?,
+        device_share,
+        server,
+        server_share,
+    };
+    let (client, server) = (&parties.device, &parties.server);
 
     // Agreement and 1:1 timings over the same pairs.
     let band = twin::decision_band(&config);
@@ -160,13 +195,15 @@ fn crypto(args: &CryptoBenchArgs) -> tabir_crypto::Result<CryptoReport> {
         band_score_units: band,
         pairs_inside_band: 0,
     };
-    let (mut verify_ms, mut probe_ms, mut template_ms, mut decrypt_us) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut verify_ms, mut probe_ms, mut template_ms, mut apply_us, mut decrypt_us) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut sizes = Sizes {
         probe: 0,
         template: 0,
         result: 0,
         evaluation_keys: evaluation_key_bytes,
+        public_key: public_key.to_bytes().len(),
+        share: parties.device_share.export_secret().len(),
     };
     for i in 0..args.pairs {
         progress(&format!("verifying pair {}/{}", i + 1, args.pairs));
@@ -184,12 +221,16 @@ fn crypto(args: &CryptoBenchArgs) -> tabir_crypto::Result<CryptoReport> {
         let probe = client.encrypt_probe_quantised(&b)?;
         probe_ms.push(ms(start.elapsed()));
 
+        // The server's work per request: the match, then its half of the decryption.
         let start = Instant::now();
-        let bit = server.verify(&probe, &template)?;
+        let escrowed = server.verify(&probe, &template)?;
+        let applying = Instant::now();
+        let bit: EncryptedBit = parties.server_share.apply(&escrowed)?;
+        apply_us.push(applying.elapsed().as_secs_f64() * 1e6);
         verify_ms.push(ms(start.elapsed()));
 
         let start = Instant::now();
-        let decision = client.decrypt(&bit)?;
+        let decision = parties.device_share.decrypt(&bit)?;
         decrypt_us.push(start.elapsed().as_secs_f64() * 1e6);
 
         if i == 0 {
@@ -213,7 +254,7 @@ fn crypto(args: &CryptoBenchArgs) -> tabir_crypto::Result<CryptoReport> {
     // 1:N: a gallery with one genuine-like entry at a random position.
     progress(&format!("identifying against {} templates", args.templates));
     let (identify_total, identify_cpu, identify_correct) =
-        identify(&client, &server, &config, args.templates, &mut rng)?;
+        identify(&parties, &config, args.templates, &mut rng)?;
     progress("");
 
     let per_template = |d: Duration| {
@@ -235,6 +276,7 @@ fn crypto(args: &CryptoBenchArgs) -> tabir_crypto::Result<CryptoReport> {
         server_key_prep_ms: ms(server_key_prep),
         encrypt_probe_ms: median(&mut probe_ms),
         encrypt_template_ms: median(&mut template_ms),
+        share_apply_us: median(&mut apply_us),
         decrypt_us: median(&mut decrypt_us),
         verify_ms_median: median(&mut verify_ms),
         verify_ms_p90: percentile(&mut verify_ms, 0.9),
@@ -264,12 +306,12 @@ fn pair(
 /// Returns wall time, process CPU time, and whether every decrypted bit equals the twin
 /// (for pairs outside the band).
 fn identify(
-    client: &ClientKey,
-    server: &ServerKeys,
+    parties: &Parties,
     config: &DomainConfig,
     templates: usize,
     rng: &mut ChaCha20Rng,
 ) -> tabir_crypto::Result<(Duration, Duration, bool)> {
+    let (client, server) = (&parties.device, &parties.server);
     let genuine_at = if templates == 0 {
         0
     } else {
@@ -300,11 +342,16 @@ fn identify(
     let result = server.identify(&probe, &gallery, CandidateBits::Reveal, usize::MAX)?;
     let (wall, cpu) = (wall.elapsed(), cpu.elapsed());
 
-    let decision = client.decrypt_identify(&result)?;
+    let any_match = parties.open(&result.any_match)?;
+    let candidates = result
+        .candidates
+        .iter()
+        .map(|bit| parties.open(bit))
+        .collect::<tabir_crypto::Result<Vec<_>>>()?;
     let band = twin::decision_band(config);
     let mut correct = true;
     let mut any = false;
-    for (template, got) in gallery_plain.iter().zip(&decision.candidates) {
+    for (template, got) in gallery_plain.iter().zip(&candidates) {
         let expected = twin::plaintext_match(config, &probe_vector, template);
         any |= expected;
         if twin::distance_from_boundary(config, &probe_vector, template) > band
@@ -313,7 +360,7 @@ fn identify(
             correct = false;
         }
     }
-    correct &= decision.any_match.is_match() == any;
+    correct &= any_match.is_match() == any;
     Ok((wall, cpu, correct))
 }
 
@@ -327,10 +374,10 @@ fn print_table(r: &CryptoReport) {
     println!("server key prep   {:>9.1} ms", r.server_key_prep_ms);
     println!("encrypt probe     {:>9.2} ms", r.encrypt_probe_ms);
     println!("encrypt template  {:>9.2} ms", r.encrypt_template_ms);
-    println!("decrypt           {:>9.1} us", r.decrypt_us);
+    println!("decrypt (share)   {:>9.1} us", r.decrypt_us);
     println!(
-        "verify 1:1        {:>9.1} ms median, {:.1} ms p90 (server, one thread)",
-        r.verify_ms_median, r.verify_ms_p90
+        "verify 1:1        {:>9.1} ms median, {:.1} ms p90 (server, one thread; share applied in {:.1} us)",
+        r.verify_ms_median, r.verify_ms_p90, r.share_apply_us
     );
     println!(
         "identify 1:{:<6} {:>9.1} ms per template wall ({} threads), {:.1} CPU-ms, correct: {}",
@@ -341,8 +388,13 @@ fn print_table(r: &CryptoReport) {
         r.identify_correct
     );
     println!(
-        "sizes             probe {} B, template {} B, result {} B, evaluation keys {} B",
-        r.bytes.probe, r.bytes.template, r.bytes.result, r.bytes.evaluation_keys
+        "sizes             probe {} B, template {} B, result {} B, evaluation keys {} B, public key {} B, share {} B",
+        r.bytes.probe,
+        r.bytes.template,
+        r.bytes.result,
+        r.bytes.evaluation_keys,
+        r.bytes.public_key,
+        r.bytes.share
     );
     println!(
         "agreement         {} pairs, {} disagreements ({} outside the +/-{:.0} band; {} pairs inside it)",

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use tabir_client::transport::Method;
 use tabir_client::{AdminClient, ClientError, RetryPolicy, Transport};
-use tabir_crypto::client::generate_key_domain;
-use tabir_crypto::params::DomainConfig;
+use tabir_crypto::DomainRegistration;
+use tabir_device_crypto::{domain_config, generate_key_domain, Encryptor};
 use tabir_proto::routes::{self, CONTENT_TYPE_BLOB};
 use tabir_proto::Role;
-use tabir_server::{ServerConfig, Startup};
+use tabir_server::{MasterKey, ServerConfig, Startup};
 
 #[derive(clap::Args)]
 pub struct ServerBenchArgs {
@@ -101,6 +101,7 @@ async fn load_run(args: &ServerBenchArgs) -> Result<Report, String> {
                 &data.join(tabir_server::SERVER_KEY_FILE),
             )
             .map_err(|e| failed(&e))?,
+            master_key: MasterKey::generate(),
             config,
             custodian_key: Some(tabir_proto::hex::encode(
                 custodian.verifying_key().as_bytes(),
@@ -127,12 +128,23 @@ async fn drive(
     custodian: ed25519_dalek::SigningKey,
 ) -> Result<Report, String> {
     let text = |e: ClientError| e.to_string();
-    let config = DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD)
+    let config =
+        domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD).map_err(|e| e.to_string())?;
+    let domain = generate_key_domain(config).map_err(|e| e.to_string())?;
+    let encryptor =
+        Encryptor::new(&domain.evaluation_keys.public_key()).map_err(|e| e.to_string())?;
+    let (_device_share, delta) = domain
+        .custodian_share
+        .issue(&config)
         .map_err(|e| e.to_string())?;
-    let (client_key, evaluation_keys) = generate_key_domain(config).map_err(|e| e.to_string())?;
     let admin = AdminClient::new(Transport::new(url, custodian, None).map_err(text)?);
+    let registration = DomainRegistration {
+        evaluation_keys: domain.evaluation_keys,
+        server_share: domain.server_share,
+    }
+    .to_bytes();
     admin
-        .register_domain(DOMAIN, evaluation_keys.to_bytes())
+        .register_domain(DOMAIN, &registration)
         .await
         .map_err(text)?;
     let device = tabir_client::custody::new_signing_key();
@@ -142,6 +154,7 @@ async fn drive(
             "bench device",
             &device.verifying_key(),
             Role::Device,
+            Some(&delta),
         )
         .await
         .map_err(text)?;
@@ -151,8 +164,8 @@ async fn drive(
             .with_retry(RetryPolicy::none()),
     );
     let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(1);
-    let enrolled = tabir_crypto::quantize::random_unit_vector(&mut rng, 128);
-    let template = client_key
+    let enrolled = tabir_device_crypto::quantize::random_unit_vector(&mut rng, 128);
+    let template = encryptor
         .encrypt_template(&enrolled)
         .map_err(|e| e.to_string())?
         .to_bytes();
@@ -169,8 +182,9 @@ async fn drive(
     let probes: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..16)
             .map(|_| {
-                let vector = tabir_crypto::quantize::vector_at_cosine(&mut rng, &enrolled, 0.7);
-                client_key.encrypt_probe(&vector).map(|p| p.to_bytes())
+                let vector =
+                    tabir_device_crypto::quantize::vector_at_cosine(&mut rng, &enrolled, 0.7);
+                encryptor.encrypt_probe(&vector).map(|p| p.to_bytes())
             })
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?,

@@ -4,9 +4,10 @@ use crate::secrets::{passphrase, BUNDLE_PASSPHRASE_ENV, PASSPHRASE_ENV};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Instant;
-use tabir_client::custody::{Custody, IssuedKey, Registration};
+use tabir_client::ceremony::{init_domain, issue_key, revoke_key, InitStage, Issue};
+use tabir_client::custody::Custody;
 use tabir_client::{AdminClient, Transport};
-use tabir_crypto::params::DomainConfig;
+use tabir_device_crypto::domain_config;
 use tabir_proto::Role;
 
 #[derive(Args, Clone)]
@@ -42,8 +43,10 @@ impl ServerUrl {
 
 #[derive(Subcommand)]
 pub enum CustodyCommand {
-    /// Create a key domain: its secret key sealed at rest (0600), its evaluation keys and their
-    /// fingerprint. Also creates the custodian's own signing key on first use.
+    /// Create a key domain and register it with the server. The domain's secret key is split
+    /// at once into the custodian's reference share (sealed here, 0600) and the server's (sent
+    /// in the registration, never written here), and wiped: no file anywhere holds it. Run
+    /// `tabir custody bootstrap` first.
     Init {
         #[arg(long)]
         domain: String,
@@ -52,6 +55,8 @@ pub enum CustodyCommand {
         threshold: f32,
         #[command(flatten)]
         keys: KeysDir,
+        #[command(flatten)]
+        server: ServerUrl,
         #[arg(long)]
         json: bool,
     },
@@ -66,20 +71,11 @@ pub enum CustodyCommand {
         #[command(flatten)]
         server: ServerUrl,
     },
-    /// Register a domain's evaluation keys with the server (it checks the fingerprint).
-    Register {
-        #[arg(long)]
-        domain: String,
-        #[command(flatten)]
-        keys: KeysDir,
-        #[command(flatten)]
-        server: ServerUrl,
-    },
     /// Issue, revoke and list device and auditor keys.
     #[command(subcommand)]
     Device(DeviceCommand),
-    /// Domains, fingerprints, devices, creation and revocation times, and where secret files
-    /// are (never their contents).
+    /// Domains, fingerprints, devices and auditors with the times their shares were issued and
+    /// revoked, and where secret files are and what they hold (never their contents).
     Status {
         #[command(flatten)]
         keys: KeysDir,
@@ -90,8 +86,9 @@ pub enum CustodyCommand {
 
 #[derive(Subcommand)]
 pub enum DeviceCommand {
-    /// Issue a key for an office device (or an auditor), write its bundle (sealed keys and
-    /// tabir.toml) to --out, and register it with the server.
+    /// Issue a key for an office device (or an auditor) with its own decryption share pair,
+    /// write its bundle (sealed signing key and share, the domain's public key, tabir.toml) to
+    /// --out, and register it with the server (which derives its half of the share pair).
     Add {
         #[arg(long)]
         domain: String,
@@ -108,7 +105,8 @@ pub enum DeviceCommand {
         #[command(flatten)]
         server: ServerUrl,
     },
-    /// Revoke a device's key at once (the server refuses it from now on).
+    /// Revoke a device's key at once: the server refuses it and deletes its half of the share
+    /// pair, so the device's share opens nothing from then on.
     Revoke {
         #[arg(long)]
         domain: String,
@@ -151,8 +149,16 @@ fn custodian_passphrase(confirm: bool) -> Result<tabir_client::Passphrase, Strin
 
 /// The custodian's signed client for `server`.
 fn admin(custody: &Custody, server: &ServerUrl) -> Result<AdminClient, String> {
+    admin_with(custody, server, &custodian_passphrase(false)?)
+}
+
+fn admin_with(
+    custody: &Custody,
+    server: &ServerUrl,
+    passphrase: &tabir_client::Passphrase,
+) -> Result<AdminClient, String> {
     let (key, _) = custody
-        .custodian_key(&custodian_passphrase(false)?)
+        .custodian_key(passphrase)
         .map_err(|e| e.to_string())?;
     let transport = Transport::new(&server.server, key, server.tls_root()?.as_deref())
         .map_err(|e| e.to_string())?;
@@ -165,44 +171,68 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
             domain,
             threshold,
             keys,
+            server,
             json,
         } => {
             let custody = Custody::new(keys.keys);
-            let first_use = !custody.custodian_key_path().exists();
-            let passphrase = custodian_passphrase(first_use)?;
-            let (_, created) = custody
-                .custodian_key(&passphrase)
-                .map_err(|e| e.to_string())?;
-            let config =
-                DomainConfig::with_cosine_threshold(128, threshold).map_err(|e| e.to_string())?;
-            let spinner = indicatif::ProgressBar::new_spinner()
-                .with_message(format!("generating the keys of domain {domain}"));
+            if !custody.custodian_key_path().exists() {
+                return Err(format!(
+                    "no custodian key in {}: register with the server first \
+                     (`tabir custody bootstrap --server URL --token TOKEN`)",
+                    custody.root.display()
+                ));
+            }
+            let passphrase = custodian_passphrase(false)?;
+            let admin = admin_with(&custody, &server, &passphrase)?;
+            let config = domain_config(128, threshold).map_err(|e| e.to_string())?;
+            let spinner = indicatif::ProgressBar::new_spinner();
             if json {
                 spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
             spinner.enable_steady_tick(std::time::Duration::from_millis(100));
             let started = Instant::now();
-            let manifest = custody.create_domain(&domain, config, &passphrase);
+            let mut generated = std::time::Duration::ZERO;
+            let created = runtime()?.block_on(init_domain(
+                &custody,
+                &admin,
+                &domain,
+                config,
+                &passphrase,
+                |stage| match stage {
+                    InitStage::Generating => spinner.set_message(format!(
+                        "generating the keys of domain {domain} and splitting its secret"
+                    )),
+                    InitStage::Registering { bytes } => {
+                        generated = started.elapsed();
+                        spinner.set_message(format!(
+                            "registering domain {domain} with {} ({:.1} MB)",
+                            server.server,
+                            bytes as f64 / 1e6
+                        ))
+                    }
+                },
+            ));
             spinner.finish_and_clear();
-            let manifest = manifest.map_err(|e| e.to_string())?;
+            let manifest = created.map_err(|e| e.to_string())?;
             let dir = custody.domain_dir(&domain);
             if json {
                 println!("{}", serde_json::to_string(&manifest).unwrap_or_default());
             } else {
-                if created {
-                    println!(
-                        "created the custodian key {}",
-                        custody.custodian_key_path().display()
-                    );
-                }
                 println!(
-                    "created key domain {domain} in {:.1} s\n  fingerprint {}\n  policy: cosine >= {} (score >= {})\n  secret key (sealed, 0600): {}\n  evaluation keys: {}",
-                    started.elapsed().as_secs_f64(),
+                    "created key domain {domain} in {:.1} s and registered it with {} in {:.1} s\n  \
+                     fingerprint {} (confirmed by the server)\n  policy: cosine >= {} (score >= {})\n  \
+                     the domain's secret key was split and wiped: no file holds it\n  \
+                     custodian's reference share (sealed, 0600; worthless alone): {}\n  \
+                     server's share: sent in the registration, sealed by the server, never written here\n  \
+                     public key (for device bundles): {}",
+                    generated.as_secs_f64(),
+                    server.server,
+                    (started.elapsed() - generated).as_secs_f64(),
                     manifest.fingerprint,
                     manifest.threshold_cosine,
                     manifest.threshold_score,
-                    dir.join(tabir_client::custody::DOMAIN_SECRET_FILE).display(),
-                    dir.join(tabir_client::custody::EVALUATION_KEYS_FILE).display(),
+                    dir.join(tabir_client::custody::CUSTODIAN_SHARE_FILE).display(),
+                    dir.join(tabir_client::custody::PUBLIC_KEY_FILE).display(),
                 );
             }
             Ok(())
@@ -234,44 +264,6 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
             );
             Ok(())
         }
-        CustodyCommand::Register {
-            domain,
-            keys,
-            server,
-        } => {
-            let custody = Custody::new(keys.keys);
-            let mut manifest = custody.manifest(&domain).map_err(|e| e.to_string())?;
-            let blob = custody
-                .evaluation_keys(&domain)
-                .map_err(|e| e.to_string())?;
-            let admin = admin(&custody, &server)?;
-            let size = blob.len();
-            let started = Instant::now();
-            let info = runtime()?
-                .block_on(admin.register_domain(&domain, blob))
-                .map_err(|e| e.to_string())?;
-            if info.fingerprint != manifest.fingerprint {
-                return Err(format!(
-                    "the server computed fingerprint {}, the custodian's records say {}",
-                    info.fingerprint, manifest.fingerprint
-                ));
-            }
-            manifest.registrations.push(Registration {
-                server: server.server.clone(),
-                at: info.registered_at.clone(),
-            });
-            custody
-                .save_manifest(&manifest)
-                .map_err(|e| e.to_string())?;
-            println!(
-                "registered key domain {domain} with {} ({:.1} MB in {:.1} s); fingerprint {} confirmed",
-                server.server,
-                size as f64 / 1e6,
-                started.elapsed().as_secs_f64(),
-                info.fingerprint
-            );
-            Ok(())
-        }
         CustodyCommand::Device(command) => run_device(command),
         CustodyCommand::Status { keys, json } => {
             let status = Custody::new(keys.keys)
@@ -295,36 +287,54 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
                 None => println!("  custodian key: none yet"),
             }
             if status.domains.is_empty() {
-                println!("  no key domains (create one with `tabir custody init --domain NAME`)");
+                println!(
+                    "  no key domains (create one with `tabir custody init --domain NAME --server URL`)"
+                );
             }
             for domain in &status.domains {
                 let m = &domain.manifest;
                 println!(
-                    "domain {}\n  fingerprint {}\n  created {}  policy cosine >= {}",
+                    "domain {}\n  fingerprint {}\n  created {}  policy cosine >= {}\n  \
+                     the domain's secret key exists nowhere: it was split into share pairs and wiped",
                     m.name, m.fingerprint, m.created_at, m.threshold_cosine
                 );
                 for r in &m.registrations {
-                    println!("  registered with {} at {}", r.server, r.at);
+                    println!(
+                        "  registered with {} at {} (the server holds its half of every share pair, sealed)",
+                        r.server, r.at
+                    );
                 }
                 for d in &m.devices {
-                    println!(
-                        "  {:?} {} \"{}\" issued {}{}",
-                        d.role,
-                        d.key_id,
-                        d.label,
-                        d.issued_at,
-                        d.revoked_at
-                            .as_ref()
-                            .map(|t| format!(", REVOKED {t}"))
-                            .unwrap_or_default()
-                    );
+                    let role = match d.role {
+                        Role::Auditor => "auditor",
+                        _ => "device",
+                    };
+                    match &d.revoked_at {
+                        None => println!(
+                            "  {role} {} \"{}\": share issued {}",
+                            d.key_id, d.label, d.issued_at
+                        ),
+                        Some(revoked) => println!(
+                            "  {role} {} \"{}\": share issued {}, REVOKED {revoked} \
+                             (the server deleted its half; this share opens nothing now)",
+                            d.key_id, d.label, d.issued_at
+                        ),
+                    }
                 }
                 for file in &domain.secret_files {
                     println!(
-                        "  secret file {} ({} bytes, mode {})",
+                        "  secret file {} ({} bytes, mode {}): {}",
                         file.path.display(),
                         file.bytes,
-                        file.mode
+                        file.mode,
+                        file.holds
+                    );
+                }
+                for file in &domain.legacy_secret_files {
+                    println!(
+                        "  WARNING {} holds the whole secret key of a symmetric domain from before \
+                         key custody shares: delete it (the domain is refused by this version)",
+                        file.display()
                     );
                 }
             }
@@ -344,7 +354,6 @@ fn run_device(command: DeviceCommand) -> Result<(), String> {
             server,
         } => {
             let custody = Custody::new(keys.keys);
-            let mut manifest = custody.manifest(&domain).map_err(|e| e.to_string())?;
             let custodian = custodian_passphrase(false)?;
             let bundle = passphrase(
                 BUNDLE_PASSPHRASE_ENV,
@@ -355,31 +364,26 @@ fn run_device(command: DeviceCommand) -> Result<(), String> {
                 BundleRole::Device => Role::Device,
                 BundleRole::Auditor => Role::Auditor,
             };
-            let public_key = custody
-                .issue_bundle(&domain, role, &server.server, &out, &custodian, &bundle)
-                .map_err(|e| e.to_string())?;
-            let admin = admin(&custody, &server)?;
-            let info = runtime()?
-                .block_on(admin.register_key(&domain, &label, &public_key, role))
-                .map_err(|e| {
-                    format!(
-                        "the bundle is in {}, but registering it failed: {e}",
-                        out.display()
-                    )
-                })?;
-            manifest.devices.push(IssuedKey {
-                key_id: info.key_id.clone(),
-                label,
-                role,
-                issued_at: info.registered_at,
-                bundle: out.clone(),
-                revoked_at: None,
-            });
-            custody
-                .save_manifest(&manifest)
-                .map_err(|e| e.to_string())?;
+            let admin = admin_with(&custody, &server, &custodian)?;
+            let (info, _) = runtime()?
+                .block_on(issue_key(
+                    &custody,
+                    &admin,
+                    Issue {
+                        domain: &domain,
+                        label: &label,
+                        role,
+                        server: &server.server,
+                        out: &out,
+                        custodian_passphrase: &custodian,
+                        bundle_passphrase: &bundle,
+                    },
+                ))
+                .map_err(|e| format!("issuing the key failed, no bundle was kept: {e}"))?;
+            let role = if role == Role::Auditor { "auditor" } else { "device" };
             println!(
-                "issued {role:?} key {} for domain {domain}; bundle in {} (hand it over with its passphrase, separately)",
+                "issued {role} key {} for domain {domain} with its own decryption share; bundle in {} \
+                 (hand it over with its passphrase, separately). It holds no key that opens a template.",
                 info.key_id,
                 out.display()
             );
@@ -392,19 +396,12 @@ fn run_device(command: DeviceCommand) -> Result<(), String> {
             server,
         } => {
             let custody = Custody::new(keys.keys);
-            let mut manifest = custody.manifest(&domain).map_err(|e| e.to_string())?;
             let admin = admin(&custody, &server)?;
             let info = runtime()?
-                .block_on(admin.revoke_key(&domain, &key_id))
-                .map_err(|e| e.to_string())?;
-            for device in manifest.devices.iter_mut().filter(|d| d.key_id == key_id) {
-                device.revoked_at = info.revoked_at.clone();
-            }
-            custody
-                .save_manifest(&manifest)
+                .block_on(revoke_key(&custody, &admin, &domain, &key_id))
                 .map_err(|e| e.to_string())?;
             println!(
-                "revoked {key_id} in {domain} at {}",
+                "revoked {key_id} in {domain} at {}: the server refuses it and deleted its half of the share pair",
                 info.revoked_at.unwrap_or_default()
             );
             Ok(())

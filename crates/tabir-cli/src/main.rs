@@ -8,7 +8,6 @@ mod custody;
 mod face;
 mod office;
 mod secrets;
-mod server;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -18,7 +17,8 @@ use std::process::ExitCode;
 #[command(
     name = "tabir",
     version,
-    about = "Privacy-preserving face verification: encrypted matching with TFHE",
+    about = "Privacy-preserving face verification: encrypted matching with TFHE. The office \
+             device, custodian and auditor tool (the server is the separate tabir-server binary)",
     long_about = None
 )]
 struct Cli {
@@ -42,9 +42,8 @@ enum Command {
     /// The device's face pipeline in the clear: embed photos, compare two faces.
     #[command(subcommand)]
     Face(face::FaceCommand),
-    /// Run the verification server (holds evaluation keys only).
-    Server(server::ServerArgs),
-    /// Export the audit log, and check an exported log against the server's public key.
+    /// Export the audit log, check it against the server's public key, and check the
+    /// decisions devices reported against the escrowed results.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Measure the hot paths on this machine.
@@ -61,7 +60,6 @@ fn main() -> ExitCode {
         Command::Identify(args) => return office::run(office::Operation::Identify(args)),
         Command::Delete(args) => return office::run(office::Operation::Delete(args)),
         Command::Custody(command) => custody::run(command).map(|()| ExitCode::SUCCESS),
-        Command::Server(args) => server::run(args).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => audit::run(command),
         Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };

@@ -8,9 +8,9 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tabir_client::office::{Timings, WireBytes};
+use tabir_client::office::{ReportStatus, Timings, VerifyOutcome, WireBytes};
 use tabir_client::{ClientConfig, ClientError, OfficeClient};
-use tabir_crypto::client::Decision;
+use tabir_crypto::Decision;
 use tabir_proto::SubjectId;
 
 #[derive(Args)]
@@ -192,24 +192,12 @@ pub fn run(operation: Operation) -> ExitCode {
         }
         (Operation::Verify(_), Some(subject)) => {
             match runtime.block_on(client.verify(&subject, photo)) {
-                Ok(outcome) => decision_exit(
-                    as_json,
-                    outcome.decision,
-                    masked,
-                    &outcome.timings,
-                    &outcome.bytes,
-                ),
+                Ok(outcome) => decision_exit(as_json, &outcome, masked),
                 Err(e) => client_error(as_json, &e),
             }
         }
         (Operation::Identify(_), _) => match runtime.block_on(client.identify(photo)) {
-            Ok(outcome) => decision_exit(
-                as_json,
-                outcome.decision,
-                None,
-                &outcome.timings,
-                &outcome.bytes,
-            ),
+            Ok(outcome) => decision_exit(as_json, &outcome, None),
             Err(e) => client_error(as_json, &e),
         },
         (Operation::Delete(_), Some(subject)) => match runtime.block_on(client.delete(&subject)) {
@@ -240,16 +228,17 @@ pub fn run(operation: Operation) -> ExitCode {
     }
 }
 
-fn decision_exit(
-    as_json: bool,
-    decision: Decision,
-    subject: Option<String>,
-    timings: &Timings,
-    bytes: &WireBytes,
-) -> ExitCode {
-    let name = decision_name(decision);
+fn decision_exit(as_json: bool, outcome: &VerifyOutcome, subject: Option<String>) -> ExitCode {
+    let name = decision_name(outcome.decision);
+    let (timings, bytes) = (&outcome.timings, &outcome.bytes);
     if as_json {
-        let mut object = json!({"decision": name, "timings_ms": timings_json(timings), "bytes": bytes_json(bytes)});
+        let mut object = json!({
+            "decision": name,
+            "audit_seq": outcome.audit_seq,
+            "report": outcome.report,
+            "timings_ms": timings_json(timings),
+            "bytes": bytes_json(bytes),
+        });
         if let Some(subject) = subject {
             object["subject"] = json!(subject);
         }
@@ -261,8 +250,19 @@ fn decision_exit(
             timings.total_ms, timings.face_ms, timings.encrypt_ms, timings.server_ms, timings.decrypt_ms,
             bytes.sent, bytes.received
         );
+        match &outcome.report {
+            ReportStatus::Reported { audit_seq } => println!(
+                "   reported to the server (audit entry {audit_seq}; result escrowed as entry {})",
+                outcome.audit_seq
+            ),
+            ReportStatus::Failed { reason } => eprintln!(
+                "tabir: warning: the decision was not reported to the server ({reason}); \
+                 auditors will list result {} as unreported",
+                outcome.audit_seq
+            ),
+        }
     }
-    if decision.is_match() {
+    if outcome.decision.is_match() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

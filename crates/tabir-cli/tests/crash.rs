@@ -12,8 +12,8 @@ use support::ServerProcess;
 use tabir_client::transport::Method;
 use tabir_client::{AdminClient, RetryPolicy, Transport};
 use tabir_crypto::ciphertexts::{EncryptedBit, Template};
-use tabir_crypto::client::generate_key_domain;
-use tabir_crypto::params::DomainConfig;
+use tabir_crypto::DomainRegistration;
+use tabir_device_crypto::{domain_config, generate_key_domain, Encryptor};
 use tabir_proto::audit::{verify_chain, Action};
 use tabir_proto::routes::{self, CONTENT_TYPE_BLOB};
 use tabir_proto::{Role, SubjectId};
@@ -34,16 +34,23 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
     let custodian = tabir_client::custody::new_signing_key();
     let custodian_hex = tabir_proto::hex::encode(custodian.verifying_key().as_bytes());
     let mut server = ServerProcess::start(&data, &["--custodian-key", &custodian_hex]);
-    let config = DomainConfig::with_cosine_threshold(128, 0.363).unwrap();
-    let (client_key, evaluation_keys) = generate_key_domain(config).unwrap();
+    let config = domain_config(128, 0.363).unwrap();
+    let domain = generate_key_domain(config).unwrap();
+    let encryptor = Encryptor::new(&domain.evaluation_keys.public_key()).unwrap();
+    let (device_share, delta) = domain.custodian_share.issue(&config).unwrap();
+    let registration = DomainRegistration {
+        evaluation_keys: domain.evaluation_keys,
+        server_share: domain.server_share,
+    }
+    .to_bytes();
     let device = tabir_client::custody::new_signing_key();
     let device_again = device.clone();
     let embedding = {
         use rand::SeedableRng;
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
-        tabir_crypto::quantize::random_unit_vector(&mut rng, 128)
+        tabir_device_crypto::quantize::random_unit_vector(&mut rng, 128)
     };
-    let template = client_key.encrypt_template(&embedding).unwrap().to_bytes();
+    let template = encryptor.encrypt_template(&embedding).unwrap().to_bytes();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -52,16 +59,14 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
     let acknowledged: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     runtime.block_on(async {
         let admin = AdminClient::new(Transport::new(&server.url, custodian, None).unwrap());
-        admin
-            .register_domain(DOMAIN, evaluation_keys.to_bytes())
-            .await
-            .unwrap();
+        admin.register_domain(DOMAIN, &registration).await.unwrap();
         admin
             .register_key(
                 DOMAIN,
                 "burst device",
                 &device.verifying_key(),
                 Role::Device,
+                Some(&delta),
             )
             .await
             .unwrap();
@@ -117,7 +122,7 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
             );
         }
         for (subject, blob) in &stored {
-            Template::from_bytes(blob, client_key.config(), client_key.fingerprint())
+            Template::from_bytes(blob, encryptor.config(), encryptor.fingerprint())
                 .unwrap_or_else(|e| panic!("template of {subject} is damaged: {e}"));
         }
         let log = store.audit_page(0, 100_000).unwrap();
@@ -134,7 +139,7 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
         );
     }
 
-    // The restarted server serves the same data.
+    // The restarted server (same data folder, same master key) serves the same data.
     let restarted = ServerProcess::start(&data, &["--custodian-key", &custodian_hex]);
     assert_eq!(
         restarted.audit_key, server.audit_key,
@@ -142,7 +147,7 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
     );
     // A device registered before the crash verifies an enrolment acknowledged before it.
     let subject = SubjectId::parse(acknowledged.iter().next().unwrap()).unwrap();
-    let probe = client_key.encrypt_probe(&embedding).unwrap().to_bytes();
+    let probe = encryptor.encrypt_probe(&embedding).unwrap().to_bytes();
     runtime.block_on(async {
         let transport = Transport::new(&restarted.url, device_again, None).unwrap();
         let reply = transport
@@ -155,8 +160,8 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
             .await
             .unwrap();
         let bit =
-            EncryptedBit::from_bytes(&reply.body, client_key.config(), client_key.fingerprint())
+            EncryptedBit::from_bytes(&reply.body, encryptor.config(), encryptor.fingerprint())
                 .unwrap();
-        assert!(client_key.decrypt(&bit).unwrap().is_match());
+        assert!(device_share.decrypt(&bit).unwrap().is_match());
     });
 }

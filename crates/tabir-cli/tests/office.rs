@@ -1,7 +1,9 @@
-//! The operator's and custodian's commands end to end against a real `tabir server` process,
-//! on the fixture photos: custody init, bootstrap, register, device add, enroll, verify
-//! (match: exit 0; no match: exit 1), identify, delete, verify again (refused: exit 2), a photo
-//! without a face (exit 2, nothing sent), revocation, audit export and verify.
+//! The operator's, custodian's and auditor's commands end to end against a real `tabir-server`
+//! process, on the fixture photos: custody bootstrap, init (keys generated, split and
+//! registered at once), device add, enroll, verify (match: exit 0; no match: exit 1), identify,
+//! delete, verify again (refused: exit 2), a photo without a face (exit 2, nothing sent),
+//! a lying device and a silent one caught by `tabir audit decisions`, revocation, audit
+//! export and verify.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -70,24 +72,23 @@ fn requests_answered(url: &str) -> u64 {
 fn custody_and_office_commands_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
-    let env = Env {
-        keys: &keys,
-        server: "",
-    };
-    ok(env.run(&["custody", "init", "--domain", "cli-test"]));
-    // A second init of the same domain is refused, and the first is untouched.
-    let again = env.run(&["custody", "init", "--domain", "cli-test"]);
-    assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
-
     let server = ServerProcess::start(&dir.path().join("server"), &[]);
     let env = Env {
         keys: &keys,
         server: &server.url,
     };
+    // Init needs the custodian registered first (it registers the domain at once).
+    let early = env.run(&["custody", "init", "--domain", "cli-test"]);
+    assert_eq!(early.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("custody bootstrap"));
     let token = server.token.clone().unwrap();
     ok(env.run(&["custody", "bootstrap", "--token", &token]));
-    ok(env.run(&["custody", "register", "--domain", "cli-test"]));
+    let created = ok(env.run(&["custody", "init", "--domain", "cli-test"]));
+    assert!(String::from_utf8_lossy(&created.stdout).contains("no file holds it"));
+    // A second init of the same domain is refused, and the first is untouched.
+    let again = env.run(&["custody", "init", "--domain", "cli-test"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     let device = dir.path().join("device");
     let auditor = dir.path().join("auditor");
     ok(env.run(&[
@@ -129,7 +130,7 @@ fn custody_and_office_commands_end_to_end() {
     ]));
     let enrolled = json(&enrolled);
     assert_eq!(enrolled["result"], "enrolled");
-    assert_eq!(enrolled["bytes"]["sent"], 16_605);
+    assert!(enrolled["bytes"]["sent"].as_u64().unwrap() < 12 * 1024);
 
     let genuine = env.run(&[
         "verify",
@@ -143,7 +144,9 @@ fn custody_and_office_commands_end_to_end() {
     assert_eq!(genuine.status.code(), Some(0));
     let genuine = json(&genuine);
     assert_eq!(genuine["decision"], "match");
-    assert_eq!(genuine["bytes"]["sent"], 33_010);
+    assert!(genuine["bytes"]["sent"].as_u64().unwrap() <= 64 * 1024);
+    assert_eq!(genuine["report"]["status"], "reported");
+    assert!(genuine["audit_seq"].as_u64().unwrap() > 0);
     assert!(genuine["timings_ms"]["total"].as_f64().unwrap() > 0.0);
     assert_eq!(genuine["subject"], "32**********0001");
 
@@ -207,17 +210,72 @@ fn custody_and_office_commands_end_to_end() {
     assert_eq!(gone.status.code(), Some(2));
     assert_eq!(json(&gone)["error"]["code"], "unknown_subject");
 
-    // Custody status: the domain, its fingerprint, both keys; no secret content.
+    // A device that lies about what it read, and one that reports nothing: the auditor's
+    // escrow check lists both; everything the CLI reported matches.
+    let (lying_seq, silent_seq) = lying_and_silent(&device.join("tabir.toml"));
+    let auditor_config = auditor.join("tabir.toml");
+    let checked = env.run(&[
+        "audit",
+        "decisions",
+        "--config",
+        auditor_config.to_str().unwrap(),
+        "--server-key",
+        &server.audit_key,
+        "--json",
+    ]);
+    assert_eq!(checked.status.code(), Some(1), "findings give exit 1");
+    let checked = json(&checked);
+    // Verified: genuine, impostor; identified once; then the two below.
+    assert_eq!(checked["checked"], 5, "{checked}");
+    assert_eq!(checked["matching"], 3, "{checked}");
+    let mismatched = checked["mismatched"].as_array().unwrap();
+    assert_eq!(mismatched.len(), 1, "{checked}");
+    assert_eq!(mismatched[0]["seq"], lying_seq);
+    assert_eq!(mismatched[0]["escrowed"], "match");
+    assert_eq!(mismatched[0]["reported"], "no_match");
+    let unreported = checked["unreported"].as_array().unwrap();
+    assert_eq!(unreported.len(), 1, "{checked}");
+    assert_eq!(unreported[0]["seq"], silent_seq);
+    // A clean range exits 0, in words too.
+    let clean = env.run(&[
+        "audit",
+        "decisions",
+        "--config",
+        auditor_config.to_str().unwrap(),
+        "--to",
+        &(lying_seq - 1).to_string(),
+    ]);
+    assert_eq!(clean.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(
+        text.contains("3 checked, 3 matching, 0 mismatched, 0 unreported"),
+        "{text}"
+    );
+
+    // Custody status: the domain, its fingerprint, both keys with their shares; no secret
+    // content, and no file that holds the domain's secret key.
     let status = json(&ok(env.run(&["custody", "status", "--json"])));
     let domain = &status["domains"][0];
     assert_eq!(domain["name"], "cli-test");
     assert_eq!(domain["fingerprint"].as_str().unwrap().len(), 64);
     assert_eq!(domain["devices"].as_array().unwrap().len(), 2);
-    assert!(domain["secret_files"]
-        .as_array()
-        .unwrap()
+    let secret_files = domain["secret_files"].as_array().unwrap();
+    assert!(secret_files.iter().all(|f| f["mode"] == "600"));
+    let names: Vec<&str> = secret_files
         .iter()
-        .all(|f| f["mode"] == "600"));
+        .map(|f| f["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "custodian-share.sealed",
+            "device.sealed",
+            "share.sealed",
+            "device.sealed",
+            "share.sealed"
+        ]
+    );
+    assert!(domain["legacy_secret_files"].as_array().unwrap().is_empty());
 
     // Revoke the device: its next request is refused.
     let device_id = domain["devices"][0]["key_id"].as_str().unwrap().to_owned();
@@ -242,7 +300,11 @@ fn custody_and_office_commands_end_to_end() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|d| d["key_id"] == device_id.as_str() && d["revoked_at"].is_string()));
+        .any(|d| d["key_id"] == device_id.as_str()
+            && d["revoked_at"].is_string()
+            && d["holds_share"] == false));
+    let status = ok(env.run(&["custody", "status"]));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("REVOKED"));
 
     // The auditor exports the log; it verifies against the key the server printed at start.
     let log = dir.path().join("audit.json");
@@ -272,6 +334,8 @@ fn custody_and_office_commands_end_to_end() {
         "enrol",
         "verify",
         "identify",
+        "report_decision",
+        "reshare_escrow",
         "delete_enrolment",
         "revoke_device",
     ] {
@@ -280,4 +344,40 @@ fn custody_and_office_commands_end_to_end() {
             "{action} not in the log"
         );
     }
+}
+
+/// Through the SDK, as a dishonest integration could: enrol a synthetic subject, verify it
+/// with a genuine-like probe and report the opposite of the match read; verify again and
+/// report nothing. Returns the two results' audit entries.
+fn lying_and_silent(config: &Path) -> (u64, u64) {
+    use rand::SeedableRng;
+    use tabir_device_crypto::quantize::{random_unit_vector, vector_at_cosine};
+    let config = tabir_client::ClientConfig::load(Some(config)).unwrap();
+    let passphrase = tabir_client::Passphrase::new("cli test passphrase".into());
+    let office = tabir_client::OfficeClient::open_without_face(&config, &passphrase).unwrap();
+    let subject = tabir_proto::SubjectId::parse("3201014101900002").unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+    let enrolled = random_unit_vector(&mut rng, 128);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        office.enroll_embedding(&subject, &enrolled).await.unwrap();
+        let probe = vector_at_cosine(&mut rng, &enrolled, 0.8);
+        let read = office
+            .verify_embedding_unreported(&subject, &probe)
+            .await
+            .unwrap();
+        assert!(read.decision.is_match());
+        office
+            .report(read.audit_seq, tabir_crypto::Decision::NoMatch)
+            .await
+            .unwrap();
+        let silent = office
+            .verify_embedding_unreported(&subject, &probe)
+            .await
+            .unwrap();
+        (read.audit_seq, silent.audit_seq)
+    })
 }

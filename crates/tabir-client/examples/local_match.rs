@@ -1,14 +1,14 @@
 //! Enrol and verify in one process, without a server: the face pipeline on the bundled
-//! photos, a fresh key domain, the encrypted 1:1 match evaluated on evaluation keys only, and
-//! the decrypted bit.
+//! photos, a fresh key domain split into shares, public-key encryption on the "device", the
+//! encrypted 1:1 match evaluated with evaluation keys only, the server's share applied, and
+//! the device opening the bit with its own share.
 //!
 //! Run: `cargo run -p tabir-client --example local_match` (after `scripts/setup-ort.sh`).
 
 use std::path::Path;
 use tabir_crypto::ciphertexts::EncryptedBit;
-use tabir_crypto::client::generate_key_domain;
-use tabir_crypto::params::DomainConfig;
 use tabir_crypto::server::ServerKeys;
+use tabir_device_crypto::{domain_config, generate_key_domain, Encryptor};
 use tabir_face::{FacePipeline, DEFAULT_COSINE_THRESHOLD};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,31 +19,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(face.embed_photo(&bytes)?.embedding.as_slice().to_vec())
     };
 
-    // The custodian's side: one key domain. The secret key stays here.
-    let config = DomainConfig::with_cosine_threshold(128, DEFAULT_COSINE_THRESHOLD)?;
-    let (client_key, evaluation_keys) = generate_key_domain(config)?;
-    // The server's side: evaluation keys only.
-    let server = ServerKeys::prepare(evaluation_keys)?;
+    // The custodian: one key domain; its secret is split and wiped. A device is issued a share.
+    let config = domain_config(128, DEFAULT_COSINE_THRESHOLD)?;
+    let domain = generate_key_domain(config)?;
+    let (device_share, delta) = domain.custodian_share.issue(&config)?;
+    let device = Encryptor::new(&domain.evaluation_keys.public_key())?;
+    // The server: evaluation keys, and its half of the device's share pair.
+    let server_share = domain.server_share.derive(&delta)?;
+    let server = ServerKeys::prepare(domain.evaluation_keys)?;
 
-    let template = client_key.encrypt_template(&embed("obama.jpg")?)?;
+    let template = device.encrypt_template(&embed("obama.jpg")?)?;
     println!(
         "enrolled obama.jpg: {} bytes of encrypted template",
         template.to_bytes().len()
     );
     for (photo, expected) in [("obama2.jpg", true), ("biden.jpg", false)] {
-        let probe = client_key.encrypt_probe(&embed(photo)?)?;
+        let probe = device.encrypt_probe(&embed(photo)?)?;
         // What travels: the probe to the server, the encrypted bit back (as bytes, checked).
-        let bit_bytes = server.verify(&probe, &template)?.to_bytes();
-        let bit =
-            EncryptedBit::from_bytes(&bit_bytes, client_key.config(), client_key.fingerprint())?;
-        let decision = client_key.decrypt(&bit)?;
+        let bit_bytes = server_share
+            .apply(&server.verify(&probe, &template)?)?
+            .to_bytes();
+        let bit = EncryptedBit::from_bytes(&bit_bytes, device.config(), device.fingerprint())?;
+        let decision = device_share.decrypt(&bit)?;
         println!(
             "{photo}: {} ({} bytes sent, {} bytes back)",
-            if decision.is_match() {
-                "match"
-            } else {
-                "no match"
-            },
+            decision.name().replace('_', " "),
             probe.to_bytes().len(),
             bit_bytes.len()
         );

@@ -8,9 +8,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use tabir_client::ceremony::{init_domain, issue_key, Issue};
 use tabir_client::custody::Custody;
 use tabir_client::{AdminClient, ClientConfig, OfficeClient, Passphrase, Transport};
-use tabir_crypto::params::DomainConfig;
 use tabir_proto::{Role, SubjectId};
 
 #[tokio::main]
@@ -18,12 +18,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let work = tempfile::tempdir()?;
     let passphrase = || Passphrase::new("example passphrase, not for real use".into());
 
-    // Custodian: a key domain and the custodian's signing key, sealed in a key folder.
+    // Custodian: the custodian's signing key, sealed in a key folder.
     let custody = Custody::new(work.path().join("keys"));
     let (custodian, _) = custody.custodian_key(&passphrase())?;
-    let config = DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD)?;
-    let manifest = custody.create_domain("example", config, &passphrase())?;
-    println!("key domain example, fingerprint {}", manifest.fingerprint);
 
     // A local server that trusts this custodian.
     let store = tabir_store::sqlite::SqliteStore::open(&work.path().join("server"))?;
@@ -33,6 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             server_key: tabir_server::load_or_create_server_key(
                 &work.path().join("server/server.key"),
             )?,
+            master_key: tabir_server::MasterKey::generate(),
             config: Default::default(),
             custodian_key: Some(tabir_proto::hex::encode(
                 custodian.verifying_key().as_bytes(),
@@ -45,23 +43,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("http://{}", server.address);
     println!("server on {url}");
 
-    // Custodian: register the domain and issue the device's bundle.
+    // Custodian: create and register a key domain (its secret key split into share pairs and
+    // wiped), and issue the device's bundle with its own share.
     let admin = AdminClient::new(Transport::new(&url, custodian, None)?);
-    admin
-        .register_domain("example", custody.evaluation_keys("example")?)
-        .await?;
+    let config = tabir_device_crypto::domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD)?;
+    let manifest = init_domain(&custody, &admin, "example", config, &passphrase(), |_| {}).await?;
+    println!("key domain example, fingerprint {}", manifest.fingerprint);
     let bundle = work.path().join("device");
-    let device = custody.issue_bundle(
-        "example",
-        Role::Device,
-        &url,
-        &bundle,
-        &passphrase(),
-        &passphrase(),
-    )?;
-    admin
-        .register_key("example", "example counter", &device, Role::Device)
-        .await?;
+    issue_key(
+        &custody,
+        &admin,
+        Issue {
+            domain: "example",
+            label: "example counter",
+            role: Role::Device,
+            server: &url,
+            out: &bundle,
+            custodian_passphrase: &passphrase(),
+            bundle_passphrase: &passphrase(),
+        },
+    )
+    .await?;
 
     // The device: open its bundle and work.
     let face = Arc::new(tabir_face::FacePipeline::load(&Default::default())?);
@@ -84,15 +86,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .verify(&subject, std::fs::read(photos.join(photo))?)
             .await?;
         println!(
-            "verify {photo}: {} in {:.0} ms ({} bytes sent, {} received)",
-            if outcome.decision.is_match() {
-                "match"
-            } else {
-                "no match"
-            },
+            "verify {photo}: {} in {:.0} ms ({} bytes sent, {} received; report: {:?})",
+            outcome.decision.name().replace('_', " "),
             outcome.timings.total_ms,
             outcome.bytes.sent,
-            outcome.bytes.received
+            outcome.bytes.received,
+            outcome.report
         );
     }
     office.delete(&subject).await?;

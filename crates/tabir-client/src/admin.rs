@@ -5,12 +5,15 @@ use crate::error::{ClientError, Result};
 use crate::transport::{describe, read_answer, AnswerError, Transport};
 use ed25519_dalek::VerifyingKey;
 use reqwest::Method;
+use tabir_crypto::shares::ShareDelta;
 use tabir_proto::audit::AuditEntry;
 use tabir_proto::messages::{
-    AuditPage, CustodianBootstrap, DeviceInfo, DeviceRegistration, DomainInfo, ServerInfo,
+    AuditPage, CustodianBootstrap, DeviceInfo, DeviceRegistration, DomainInfo, ResharePage,
+    ReshareRequest, ServerInfo,
 };
 use tabir_proto::routes::{self, AUDIT_PAGE_MAX, CONTENT_TYPE_BLOB, CONTENT_TYPE_JSON};
 use tabir_proto::{ErrorBody, Role};
+use zeroize::Zeroizing;
 
 /// Calls made with a custodian's or auditor's key.
 #[derive(Debug)]
@@ -86,35 +89,39 @@ impl AdminClient {
         })
     }
 
-    /// Upload a domain's evaluation keys; the server answers with the fingerprint it computed.
-    pub async fn register_domain(
-        &self,
-        domain: &str,
-        evaluation_keys: Vec<u8>,
-    ) -> Result<DomainInfo> {
+    /// Upload a domain's registration (evaluation keys, public key and the server's reference
+    /// share: `tabir_crypto::DomainRegistration` bytes); the server answers with the
+    /// fingerprint it computed.
+    pub async fn register_domain(&self, domain: &str, registration: &[u8]) -> Result<DomainInfo> {
         let reply = self
             .transport
             .send(
                 Method::PUT,
                 &routes::domain(domain),
-                evaluation_keys,
+                registration.to_vec(),
                 CONTENT_TYPE_BLOB,
             )
             .await?;
         json(&reply.body)
     }
 
+    /// Register a device's or auditor's signing key, with the delta from which the server
+    /// derives its half of the key's share pair.
     pub async fn register_key(
         &self,
         domain: &str,
         label: &str,
         public_key: &VerifyingKey,
         role: Role,
+        share_delta: Option<&ShareDelta>,
     ) -> Result<DeviceInfo> {
+        let delta_hex =
+            share_delta.map(|delta| Zeroizing::new(tabir_proto::hex::encode(&delta.to_bytes())));
         let registration = DeviceRegistration {
             label: label.to_owned(),
             public_key: tabir_proto::hex::encode(public_key.as_bytes()),
             role,
+            share_delta: delta_hex.as_ref().map(|hex| hex.to_string()),
         };
         let reply = self
             .transport
@@ -175,10 +182,35 @@ impl AdminClient {
         json(&reply.body)
     }
 
+    /// Escrowed results of `domain` with `from <= seq <= to`, re-shared to this auditor's
+    /// share (one page; follow `next_from`). The server audits the request.
+    pub async fn reshare(&self, domain: &str, from: u64, to: u64) -> Result<ResharePage> {
+        let body = serde_json::to_vec(&ReshareRequest { from, to }).unwrap_or_default();
+        let reply = self
+            .transport
+            .send(
+                Method::POST,
+                &routes::escrow_reshare(domain),
+                body,
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        json(&reply.body)
+    }
+
     /// The whole audit log, page by page; `progress` is told the count so far.
-    pub async fn export_audit(&self, mut progress: impl FnMut(usize)) -> Result<Vec<AuditEntry>> {
+    pub async fn export_audit(&self, progress: impl FnMut(usize)) -> Result<Vec<AuditEntry>> {
+        self.export_audit_after(0, progress).await
+    }
+
+    /// The audit log's entries after sequence number `after`, page by page.
+    pub async fn export_audit_after(
+        &self,
+        after: u64,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<AuditEntry>> {
         let mut entries: Vec<AuditEntry> = Vec::new();
-        let mut after = 0;
+        let mut after = after;
         loop {
             let reply = self
                 .transport

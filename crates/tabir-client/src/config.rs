@@ -6,11 +6,16 @@
 //! domain = "jabar-bansos"
 //! fingerprint = "9f3c..."            # the domain's key fingerprint, checked with the server
 //! device_key = "device.sealed"        # paths relative to this file
-//! secret_key = "domain-secret.sealed" # devices only
+//! share = "share.sealed"              # this key's decryption share
+//! public_key = "domain.pub"           # the domain's public key and parameters
 //! tls_root = "ca.pem"                 # optional extra certificate to trust
 //! ```
-//! Environment: `TABIR_SERVER`, `TABIR_DOMAIN`, `TABIR_DEVICE_KEY`, `TABIR_SECRET_KEY`,
-//! `TABIR_TLS_ROOT`; the passphrase comes from `TABIR_PASSPHRASE` or a prompt.
+//! Environment: `TABIR_SERVER`, `TABIR_DOMAIN`, `TABIR_DEVICE_KEY`, `TABIR_SHARE`,
+//! `TABIR_PUBLIC_KEY`, `TABIR_TLS_ROOT`; the passphrase comes from `TABIR_PASSPHRASE` or a
+//! prompt.
+//!
+//! A bundle of the first Tabir version (`secret_key = ...`: the domain's whole secret key on
+//! the device) is refused with the way forward: a new key domain and re-enrolment.
 
 use crate::error::{ClientError, Result};
 use serde::{Deserialize, Serialize};
@@ -27,17 +32,44 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     pub device_key: PathBuf,
+    /// This key's decryption share, sealed (devices and auditors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_key: Option<PathBuf>,
+    pub share: Option<PathBuf>,
+    /// The domain's public key (devices encrypt with it; auditors read the parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_root: Option<PathBuf>,
+    /// Only read, to refuse bundles of the first version that held the whole domain key.
+    #[serde(default, skip_serializing)]
+    secret_key: Option<PathBuf>,
 }
+
+/// Why a first-version bundle is refused.
+pub const LEGACY_BUNDLE: &str = "this bundle holds the whole secret key of a symmetric key domain \
+     (from before key custody shares), which this version refuses: the custodian creates a new key \
+     domain (`tabir custody init`), issues new bundles, and the subjects are re-enrolled; then \
+     delete the old bundle's domain-secret.sealed";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 impl ClientConfig {
+    /// A configuration with only the required fields.
+    pub fn new(server: String, domain: String, device_key: PathBuf) -> Self {
+        Self {
+            server,
+            domain,
+            fingerprint: None,
+            device_key,
+            share: None,
+            public_key: None,
+            tls_root: None,
+            secret_key: None,
+        }
+    }
+
     /// Read `path` (if given) and apply the environment. Relative key paths in the file are
     /// taken relative to the file's folder.
     pub fn load(path: Option<&Path>) -> Result<Self> {
@@ -47,20 +79,20 @@ impl ClientConfig {
                     .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))?;
                 let mut config: ClientConfig = toml::from_str(&text)
                     .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))?;
+                if config.secret_key.is_some() {
+                    return Err(ClientError::Config(format!(
+                        "{}: {LEGACY_BUNDLE}",
+                        path.display()
+                    )));
+                }
                 let base = path.parent().unwrap_or(Path::new("."));
                 config.device_key = base.join(&config.device_key);
-                config.secret_key = config.secret_key.map(|p| base.join(p));
+                config.share = config.share.map(|p| base.join(p));
+                config.public_key = config.public_key.map(|p| base.join(p));
                 config.tls_root = config.tls_root.map(|p| base.join(p));
                 config
             }
-            None => ClientConfig {
-                server: String::new(),
-                domain: String::new(),
-                fingerprint: None,
-                device_key: PathBuf::new(),
-                secret_key: None,
-                tls_root: None,
-            },
+            None => ClientConfig::new(String::new(), String::new(), PathBuf::new()),
         };
         if let Some(server) = env("TABIR_SERVER") {
             config.server = server;
@@ -71,8 +103,16 @@ impl ClientConfig {
         if let Some(key) = env("TABIR_DEVICE_KEY") {
             config.device_key = PathBuf::from(key);
         }
-        if let Some(key) = env("TABIR_SECRET_KEY") {
-            config.secret_key = Some(PathBuf::from(key));
+        if env("TABIR_SECRET_KEY").is_some() {
+            return Err(ClientError::Config(format!(
+                "TABIR_SECRET_KEY is set: {LEGACY_BUNDLE}"
+            )));
+        }
+        if let Some(share) = env("TABIR_SHARE") {
+            config.share = Some(PathBuf::from(share));
+        }
+        if let Some(key) = env("TABIR_PUBLIC_KEY") {
+            config.public_key = Some(PathBuf::from(key));
         }
         if let Some(root) = env("TABIR_TLS_ROOT") {
             config.tls_root = Some(PathBuf::from(root));

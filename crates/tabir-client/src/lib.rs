@@ -30,9 +30,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod ceremony;
 pub mod config;
 pub mod custody;
 pub mod error;
+pub mod escrow;
 pub mod office;
 pub mod sealed;
 pub mod transport;

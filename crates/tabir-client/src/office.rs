@@ -1,9 +1,12 @@
 //! The office device's client: photo in, decision out. It runs the face pipeline locally,
-//! encrypts, signs, sends, and decrypts the server's encrypted bit. The photo and the
-//! embedding never leave the device; a bad photo is refused before anything is sent.
+//! encrypts with the domain's public key, signs, sends, opens the server's answer with this
+//! device's decryption share, and reports the decision it read (the server escrows every
+//! result, so auditors can check the report). The photo and the embedding never leave the
+//! device; a bad photo is refused before anything is sent. The device holds nothing that
+//! decrypts a template or a probe.
 
 use crate::config::ClientConfig;
-use crate::custody::{read_domain_secret, read_signing_key};
+use crate::custody::{read_decryption_share, read_public_key, read_signing_key};
 use crate::error::{ClientError, Result};
 use crate::sealed::Passphrase;
 use crate::transport::{Reply, Transport};
@@ -11,10 +14,14 @@ use reqwest::Method;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
-use tabir_crypto::ciphertexts::{EncryptedBit, IdentifyResult};
-use tabir_crypto::client::{ClientKey, Decision};
+use tabir_crypto::ciphertexts::EncryptedBit;
+use tabir_crypto::Decision;
+use tabir_device_crypto::{DecryptionShare, Encryptor};
 use tabir_face::{Embedding, FacePipeline};
-use tabir_proto::messages::{DeletionReceipt, DomainInfo, EnrolmentReceipt};
+use tabir_proto::audit::ReportedDecision;
+use tabir_proto::messages::{
+    DecisionReport, DeletionReceipt, DomainInfo, EnrolmentReceipt, ReportReceipt,
+};
 use tabir_proto::routes::{self, CONTENT_TYPE_BLOB, CONTENT_TYPE_JSON};
 use tabir_proto::SubjectId;
 use tokio::sync::OnceCell;
@@ -46,17 +53,35 @@ pub struct EnrolOutcome {
     pub bytes: WireBytes,
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+/// Whether the decision read was reported back to the server (escrow check by auditors).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum ReportStatus {
+    /// Recorded in the audit log as entry `audit_seq`.
+    Reported { audit_seq: u64 },
+    /// The report did not reach the server; auditors will see the result as unreported.
+    /// `OfficeClient::report` can send it again.
+    Failed { reason: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct VerifyOutcome {
     pub decision: Decision,
+    /// The audit entry that escrows the result (what the report refers to).
+    pub audit_seq: u64,
+    pub report: ReportStatus,
     pub timings: Timings,
     pub bytes: WireBytes,
 }
 
+/// The answer to an identification: does the face match anyone enrolled in the domain?
+pub type IdentifyOutcome = VerifyOutcome;
+
+/// A decision read but not reported yet (for integrators who report separately).
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct IdentifyOutcome {
-    /// Whether the face matches anyone enrolled in the domain.
+pub struct UnreportedDecision {
     pub decision: Decision,
+    pub audit_seq: u64,
     pub timings: Timings,
     pub bytes: WireBytes,
 }
@@ -85,7 +110,8 @@ fn ms(since: Instant) -> f64 {
 pub struct OfficeClient {
     transport: Transport,
     domain: String,
-    key: Arc<ClientKey>,
+    encryptor: Arc<Encryptor>,
+    share: Arc<DecryptionShare>,
     /// None for a client opened without one (deletion, embeddings computed elsewhere).
     face: Option<Arc<FacePipeline>>,
     /// Checked once, before the first request: the server's domain has this key's fingerprint.
@@ -116,44 +142,55 @@ impl OfficeClient {
     /// Open without loading the face models: enough to delete an enrolment, or to work on
     /// embeddings computed elsewhere (`*_embedding`); the photo calls then fail.
     pub fn open_without_face(config: &ClientConfig, passphrase: &Passphrase) -> Result<Self> {
-        let secret_path = config.secret_key.as_ref().ok_or_else(|| {
-            ClientError::Config(
-                "no secret_key in the configuration: this is not an office device bundle".into(),
-            )
-        })?;
-        let key = read_domain_secret(secret_path, passphrase)?;
+        let not_a_device = |what: &str| {
+            ClientError::Config(format!(
+                "no {what} in the configuration: this is not an office device bundle"
+            ))
+        };
+        let public_key_path = config
+            .public_key
+            .as_ref()
+            .ok_or_else(|| not_a_device("public_key"))?;
+        let share_path = config.share.as_ref().ok_or_else(|| not_a_device("share"))?;
+        let public_key = read_public_key(public_key_path)?;
+        let fingerprint = public_key.fingerprint();
         if let Some(expected) = &config.fingerprint {
-            if *expected != key.fingerprint().to_hex() {
+            if *expected != fingerprint.to_hex() {
                 return Err(ClientError::Config(format!(
-                    "the configuration names key domain {expected}, but the sealed secret key belongs to {}",
-                    key.fingerprint().to_hex()
+                    "the configuration names key domain {expected}, but the public key belongs to {}",
+                    fingerprint.to_hex()
                 )));
             }
         }
+        let share =
+            read_decryption_share(share_path, passphrase, public_key.config(), fingerprint)?;
+        let encryptor = Encryptor::new(&public_key)?;
         let signing_key = read_signing_key(&config.device_key, passphrase)?;
         let tls_root = config.tls_root_pem()?;
         let transport = Transport::new(&config.server, signing_key, tls_root.as_deref())?;
-        Ok(Self {
+        Ok(Self::from_parts(
             transport,
-            domain: config.domain.clone(),
-            key: Arc::new(key),
-            face: None,
-            domain_checked: OnceCell::new(),
-        })
+            &config.domain,
+            encryptor,
+            share,
+            None,
+        ))
     }
 
     /// For integrators who keep keys their own way.
     pub fn from_parts(
         transport: Transport,
         domain: &str,
-        key: ClientKey,
-        face: Arc<FacePipeline>,
+        encryptor: Encryptor,
+        share: DecryptionShare,
+        face: Option<Arc<FacePipeline>>,
     ) -> Self {
         Self {
             transport,
             domain: domain.to_owned(),
-            key: Arc::new(key),
-            face: Some(face),
+            encryptor: Arc::new(encryptor),
+            share: Arc::new(share),
+            face,
             domain_checked: OnceCell::new(),
         }
     }
@@ -189,7 +226,7 @@ impl OfficeClient {
                     .await?;
                 let info: DomainInfo = serde_json::from_slice(&reply.body)
                     .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-                let local = self.key.fingerprint().to_hex();
+                let local = self.encryptor.fingerprint().to_hex();
                 if info.fingerprint != local {
                     return Err(ClientError::DomainMismatch {
                         server: info.fingerprint,
@@ -238,7 +275,7 @@ impl OfficeClient {
     ) -> Result<EnrolOutcome> {
         let started = Instant::now();
         let encrypting = Instant::now();
-        let template = self.key.encrypt_template(embedding)?.to_bytes();
+        let template = self.encryptor.encrypt_template(embedding)?.to_bytes();
         let encrypt_ms = ms(encrypting);
         let (reply, server_ms) = self
             .exchange(
@@ -263,7 +300,7 @@ impl OfficeClient {
         })
     }
 
-    /// 1:1: is the person in the photo the enrolled subject?
+    /// 1:1: is the person in the photo the enrolled subject? The decision is reported back.
     pub async fn verify(&self, subject: &SubjectId, photo: Vec<u8>) -> Result<VerifyOutcome> {
         let started = Instant::now();
         let embedding = self.embed(photo).await?;
@@ -279,36 +316,23 @@ impl OfficeClient {
         subject: &SubjectId,
         embedding: &[f32],
     ) -> Result<VerifyOutcome> {
-        let started = Instant::now();
-        let encrypting = Instant::now();
-        let probe = self.key.encrypt_probe(embedding)?.to_bytes();
-        let encrypt_ms = ms(encrypting);
-        let (reply, server_ms) = self
-            .exchange(
-                Method::POST,
-                &routes::verification(&self.domain, subject.as_str()),
-                probe,
-                CONTENT_TYPE_BLOB,
-            )
-            .await?;
-        let decrypting = Instant::now();
-        let bit = EncryptedBit::from_bytes(&reply.body, self.key.config(), self.key.fingerprint())
-            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-        let decision = self.key.decrypt(&bit)?;
-        Ok(VerifyOutcome {
-            decision,
-            timings: Timings {
-                encrypt_ms,
-                server_ms,
-                decrypt_ms: ms(decrypting),
-                total_ms: ms(started),
-                ..Timings::default()
-            },
-            bytes: WireBytes::from(&reply),
-        })
+        let read = self.verify_embedding_unreported(subject, embedding).await?;
+        Ok(self.reported(read).await)
     }
 
-    /// 1:N: does the person in the photo match anyone enrolled in the domain?
+    /// Verify without reporting the decision: the caller must [`OfficeClient::report`] it (an
+    /// unreported result is listed by the auditors' escrow check).
+    pub async fn verify_embedding_unreported(
+        &self,
+        subject: &SubjectId,
+        embedding: &[f32],
+    ) -> Result<UnreportedDecision> {
+        let path = routes::verification(&self.domain, subject.as_str());
+        self.ask(&path, embedding).await
+    }
+
+    /// 1:N: does the person in the photo match anyone enrolled in the domain? The decision is
+    /// reported back.
     pub async fn identify(&self, photo: Vec<u8>) -> Result<IdentifyOutcome> {
         let started = Instant::now();
         let embedding = self.embed(photo).await?;
@@ -320,25 +344,34 @@ impl OfficeClient {
     }
 
     pub async fn identify_embedding(&self, embedding: &[f32]) -> Result<IdentifyOutcome> {
+        let path = routes::identification(&self.domain);
+        let read = self.ask(&path, embedding).await?;
+        Ok(self.reported(read).await)
+    }
+
+    /// Encrypt a probe, send it, open the answer with this device's share.
+    async fn ask(&self, path: &str, embedding: &[f32]) -> Result<UnreportedDecision> {
         let started = Instant::now();
         let encrypting = Instant::now();
-        let probe = self.key.encrypt_probe(embedding)?.to_bytes();
+        let probe = self.encryptor.encrypt_probe(embedding)?.to_bytes();
         let encrypt_ms = ms(encrypting);
         let (reply, server_ms) = self
-            .exchange(
-                Method::POST,
-                &routes::identification(&self.domain),
-                probe,
-                CONTENT_TYPE_BLOB,
-            )
+            .exchange(Method::POST, path, probe, CONTENT_TYPE_BLOB)
             .await?;
+        let audit_seq = reply.audit_seq.ok_or_else(|| {
+            ClientError::BadAnswer("the answer names no audit entry for its result".into())
+        })?;
         let decrypting = Instant::now();
-        let result =
-            IdentifyResult::from_bytes(&reply.body, self.key.config(), self.key.fingerprint(), 0)
-                .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
-        let decision = self.key.decrypt_identify(&result)?.any_match;
-        Ok(IdentifyOutcome {
+        let bit = EncryptedBit::from_bytes(
+            &reply.body,
+            self.encryptor.config(),
+            self.encryptor.fingerprint(),
+        )
+        .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let decision = self.share.decrypt(&bit)?;
+        Ok(UnreportedDecision {
             decision,
+            audit_seq,
             timings: Timings {
                 encrypt_ms,
                 server_ms,
@@ -348,6 +381,46 @@ impl OfficeClient {
             },
             bytes: WireBytes::from(&reply),
         })
+    }
+
+    async fn reported(&self, read: UnreportedDecision) -> VerifyOutcome {
+        let report = match self.report(read.audit_seq, read.decision).await {
+            Ok(audit_seq) => ReportStatus::Reported { audit_seq },
+            Err(error) => ReportStatus::Failed {
+                reason: error.to_string(),
+            },
+        };
+        VerifyOutcome {
+            decision: read.decision,
+            audit_seq: read.audit_seq,
+            report,
+            timings: read.timings,
+            bytes: read.bytes,
+        }
+    }
+
+    /// Report the decision read from the result escrowed with audit entry `audit_seq`. The
+    /// server records it once; auditors compare it with the escrowed result.
+    pub async fn report(&self, audit_seq: u64, decision: Decision) -> Result<u64> {
+        let report = DecisionReport {
+            decision: match decision {
+                Decision::Match => ReportedDecision::Match,
+                Decision::NoMatch => ReportedDecision::NoMatch,
+            },
+        };
+        let body = serde_json::to_vec(&report).unwrap_or_default();
+        let reply = self
+            .transport
+            .send(
+                Method::POST,
+                &routes::decision_report(&self.domain, audit_seq),
+                body,
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        let receipt: ReportReceipt = serde_json::from_slice(&reply.body)
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        Ok(receipt.audit_seq)
     }
 
     /// Delete a subject's template (the audit log keeps the event, not the data).

@@ -56,6 +56,8 @@ pub struct Reply {
     pub bytes_received: usize,
     /// Tries it took.
     pub attempts: u32,
+    /// The audit entry that escrows a verification's or identification's result.
+    pub audit_seq: Option<u64>,
 }
 
 /// A signing HTTP client for one key and one server.
@@ -190,6 +192,11 @@ impl Transport {
             Err(e) => return Attempt::Failed(describe(e)),
         };
         let status = response.status().as_u16();
+        let audit_seq = response
+            .headers()
+            .get(tabir_proto::routes::HEADER_AUDIT_SEQ)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -212,6 +219,7 @@ impl Transport {
                 body: answer,
                 status,
                 attempts: 0,
+                audit_seq,
             }),
             429 => Attempt::Busy { retry_after },
             // Starting or shutting down: like a network failure, worth another try.

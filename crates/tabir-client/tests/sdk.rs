@@ -1,16 +1,18 @@
 //! The SDK end to end against a real server on loopback, on the fixture photos: custody
-//! (sealed keys, a device bundle), registration, enrol, genuine verify (match), impostor
-//! verify (no match), identify, delete, verify again (refused: unknown subject); the blocking
-//! facade; retries on 429; sealed-key failures.
+//! (a key domain created and registered, a device bundle with its own share), enrol, genuine
+//! verify (match), impostor verify (no match), each decision reported, identify, delete,
+//! verify again (refused: unknown subject); the blocking facade; retries on 429; sealed-key
+//! failures; first-version bundles refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use tabir_client::custody::{Custody, DOMAIN_SECRET_FILE};
+use tabir_client::ceremony::{init_domain, issue_key, Issue};
+use tabir_client::custody::{Custody, CUSTODIAN_KEY_FILE};
+use tabir_client::office::ReportStatus;
 use tabir_client::sealed::SealError;
 use tabir_client::{AdminClient, ClientConfig, ClientError, OfficeClient, Passphrase, Transport};
-use tabir_crypto::params::DomainConfig;
 use tabir_face::FacePipeline;
 use tabir_proto::{ErrorCode, Role, SubjectId};
 use tabir_server::{ServerConfig, Startup};
@@ -33,51 +35,29 @@ fn passphrase() -> Passphrase {
     Passphrase::new("a test passphrase".into())
 }
 
-/// A custodian folder with one domain (generated once per test process).
-struct Setup {
-    _dir: tempfile::TempDir,
-    custody: Custody,
-    root: PathBuf,
-}
-
-fn setup() -> &'static Setup {
-    static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let custody = Custody::new(dir.path().join("keys"));
-        custody.custodian_key(&passphrase()).unwrap();
-        let config =
-            DomainConfig::with_cosine_threshold(128, tabir_face::DEFAULT_COSINE_THRESHOLD).unwrap();
-        custody
-            .create_domain(DOMAIN, config, &passphrase())
-            .unwrap();
-        let root = dir.path().to_owned();
-        Setup {
-            _dir: dir,
-            custody,
-            root,
-        }
-    })
-}
-
 struct Running {
     server: tabir_server::RunningServer,
     url: String,
     device_config: ClientConfig,
+    custody: Custody,
+    _keys: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
 
-/// A server whose custodian is given by flag, with the domain and one device registered.
+/// A server whose custodian is given by flag, a key domain created and registered with it
+/// (fresh keys: the server's share exists only at the server), and one device issued.
 async fn start(config: ServerConfig, bundle: &str) -> Running {
-    let setup = setup();
+    let keys = tempfile::tempdir().unwrap();
+    let custody = Custody::new(keys.path().join("keys"));
+    let (custodian, _) = custody.custodian_key(&passphrase()).unwrap();
     let data = tempfile::tempdir().unwrap();
     let store = tabir_store::sqlite::SqliteStore::open(data.path()).unwrap();
-    let (custodian, _) = setup.custody.custodian_key(&passphrase()).unwrap();
     let server = tabir_server::start(
         Startup {
             store: Arc::new(store),
             server_key: tabir_server::load_or_create_server_key(&data.path().join("server.key"))
                 .unwrap(),
+            master_key: tabir_server::MasterKey::generate(),
             config,
             custodian_key: Some(tabir_proto::hex::encode(
                 custodian.verifying_key().as_bytes(),
@@ -94,35 +74,36 @@ async fn start(config: ServerConfig, bundle: &str) -> Running {
     );
     let url = format!("http://{}", server.address);
     let admin = AdminClient::new(Transport::new(&url, custodian, None).unwrap());
-    let info = admin
-        .register_domain(DOMAIN, setup.custody.evaluation_keys(DOMAIN).unwrap())
+    let config =
+        tabir_device_crypto::domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD).unwrap();
+    let manifest = init_domain(&custody, &admin, DOMAIN, config, &passphrase(), |_| {})
         .await
         .unwrap();
-    assert_eq!(
-        info.fingerprint,
-        setup.custody.manifest(DOMAIN).unwrap().fingerprint
-    );
-    let out = setup.root.join(bundle);
-    let device = setup
-        .custody
-        .issue_bundle(
-            DOMAIN,
-            Role::Device,
-            &url,
-            &out,
-            &passphrase(),
-            &passphrase(),
-        )
-        .unwrap();
-    admin
-        .register_key(DOMAIN, "sdk test device", &device, Role::Device)
-        .await
-        .unwrap();
+    assert_eq!(manifest.registrations.len(), 1);
+    let out = keys.path().join(bundle);
+    let (info, _) = issue_key(
+        &custody,
+        &admin,
+        Issue {
+            domain: DOMAIN,
+            label: "sdk test device",
+            role: Role::Device,
+            server: &url,
+            out: &out,
+            custodian_passphrase: &passphrase(),
+            bundle_passphrase: &passphrase(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(info.holds_share);
     let device_config = ClientConfig::load(Some(&out.join("tabir.toml"))).unwrap();
     Running {
         server,
         url,
         device_config,
+        custody,
+        _keys: keys,
         _data: data,
     }
 }
@@ -143,13 +124,31 @@ fn enrol_verify_identify_delete_through_the_sdk() {
 
         let enrolled = office.enroll(&obama, photo("obama.jpg")).await.unwrap();
         assert!(!enrolled.replaced);
-        assert_eq!(enrolled.bytes.sent, 16_605);
+        // docs/crypto.md: a template is 11.5 KiB, a probe 48 KiB, a result 2.5 KiB.
+        assert!(enrolled.bytes.sent < 12 * 1024, "{}", enrolled.bytes.sent);
 
         let genuine = office.verify(&obama, photo("obama2.jpg")).await.unwrap();
         assert!(genuine.decision.is_match());
-        assert_eq!(genuine.bytes.sent, 33_010);
+        assert!(genuine.bytes.sent <= 64 * 1024, "{}", genuine.bytes.sent);
+        assert!(
+            genuine.bytes.received < 3 * 1024,
+            "{}",
+            genuine.bytes.received
+        );
+        // The decision was reported, after the entry that escrows the result.
+        match genuine.report {
+            ReportStatus::Reported { audit_seq } => assert!(audit_seq > genuine.audit_seq),
+            other => panic!("not reported: {other:?}"),
+        }
         let impostor = office.verify(&obama, photo("biden.jpg")).await.unwrap();
         assert!(!impostor.decision.is_match());
+        assert!(matches!(impostor.report, ReportStatus::Reported { .. }));
+        // Reporting twice is refused: once per result.
+        let again = office
+            .report(impostor.audit_seq, impostor.decision)
+            .await
+            .unwrap_err();
+        assert_eq!(again.refusal_code(), Some(ErrorCode::AlreadyReported));
 
         assert!(office
             .identify(photo("obama3.jpg"))
@@ -267,9 +266,11 @@ fn the_blocking_facade_and_retries_on_overload() {
 
 #[test]
 fn sealed_keys_refuse_a_wrong_passphrase_and_a_tampered_file() {
-    let setup = setup();
-    let path = setup.custody.domain_dir(DOMAIN).join(DOMAIN_SECRET_FILE);
-    let wrong = tabir_client::custody::read_domain_secret(
+    let dir = tempfile::tempdir().unwrap();
+    let custody = Custody::new(dir.path());
+    custody.custodian_key(&passphrase()).unwrap();
+    let path = dir.path().join(CUSTODIAN_KEY_FILE);
+    let wrong = tabir_client::custody::read_signing_key(
         &path,
         &Passphrase::new("not the passphrase".into()),
     )
@@ -283,12 +284,12 @@ fn sealed_keys_refuse_a_wrong_passphrase_and_a_tampered_file() {
     );
     assert!(wrong.to_string().contains("wrong passphrase"));
 
-    let copy = setup.root.join("tampered.sealed");
+    let copy = dir.path().join("tampered.sealed");
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&copy, bytes).unwrap();
-    let tampered = tabir_client::custody::read_domain_secret(&copy, &passphrase()).unwrap_err();
+    let tampered = tabir_client::custody::read_signing_key(&copy, &passphrase()).unwrap_err();
     assert!(
         matches!(tampered, ClientError::Sealed(SealError::Tampered { .. })),
         "{tampered}"
@@ -301,6 +302,52 @@ fn sealed_keys_refuse_a_wrong_passphrase_and_a_tampered_file() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
+}
+
+#[test]
+fn custody_holds_no_domain_secret_and_bundles_hold_only_their_share() {
+    let rt = runtime();
+    let running = rt.block_on(start(ServerConfig::default(), "device-custody"));
+    let status = running.custody.status().unwrap();
+    let domain = &status.domains[0];
+    let names: Vec<String> = domain
+        .secret_files
+        .iter()
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["custodian-share.sealed", "device.sealed", "share.sealed"],
+        "only shares and signing keys are secret files"
+    );
+    assert!(domain.legacy_secret_files.is_empty());
+    for file in &domain.secret_files {
+        assert_eq!(file.mode, "600", "{}", file.path.display());
+    }
+    // Nothing in the key folder or the bundle is a first-version domain secret.
+    let dir = running.custody.domain_dir(DOMAIN);
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains("secret") || f.ends_with(".pending")),
+        "{files:?}"
+    );
+    // A first-version bundle (its whole domain secret on the device) is refused with the way
+    // forward.
+    let legacy = running._keys.path().join("legacy.toml");
+    std::fs::write(
+        &legacy,
+        "server = \"http://127.0.0.1:1\"\ndomain = \"old\"\ndevice_key = \"device.sealed\"\nsecret_key = \"domain-secret.sealed\"\n",
+    )
+    .unwrap();
+    let refused = ClientConfig::load(Some(&legacy)).unwrap_err();
+    assert!(refused.to_string().contains("re-enrolled"), "{refused}");
+    rt.block_on(running.server.shutdown(std::time::Duration::from_secs(5)))
+        .unwrap();
 }
 
 #[test]

@@ -1,145 +1,303 @@
-//! The ciphertexts that travel: probe, template, encrypted bit, identification result.
+//! The ciphertexts that travel and are stored: probe, template, the escrowed result of a
+//! match, and the encrypted bit a caller receives.
 //!
-//! Each is a versioned, `Named` wrapper around tfhe entities plus the fingerprint of the key
-//! domain it belongs to. `from_bytes` applies the size limit, then checks every shape field
-//! against the domain's parameters before anything else touches the data: tfhe's own code
-//! assumes well-formed entities and would panic (or compute garbage) on a forged one.
+//! In memory each holds plain coefficient vectors and the fingerprint of its key domain. On
+//! the wire each is a versioned, `Named` blob (tfhe's safe serialization with a size limit)
+//! around the coefficients bit-packed at exactly the precision the circuit uses. `from_bytes`
+//! applies the size limit, checks the domain, then unpacks against the domain's parameters:
+//! a wrong length, a non-canonical packing or another domain is a typed error, never a panic.
+//!
+//! Everything here is public-key material: there is no key in this module and nothing here can
+//! decrypt.
 
 use crate::error::{CryptoError, Result};
 use crate::fingerprint::KeyFingerprint;
-use crate::params::{DomainConfig, LatticeParams, RESULT_MODULUS_LOG};
+use crate::packing::{pack, unpack};
+use crate::params::{DomainConfig, LatticeParams, PROBE_BITS, RESULT_MODULUS_LOG, TEMPLATE_BITS};
 use crate::wire;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use tfhe::conformance::ParameterSetConformant;
-use tfhe::core_crypto::commons::math::random::CompressionSeed;
-use tfhe::core_crypto::prelude::*;
 use tfhe::named::Named;
-use tfhe_csprng::generators::aes_ctr::{AesCtrParams, TableIndex};
-use tfhe_csprng::seeders::SeedKind;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
 /// Size limits when decoding. Each is comfortably above the honest size (noted alongside).
-pub const PROBE_LIMIT: u64 = 64 * 1024; // 32 KiB seeded GGSW
-pub const TEMPLATE_LIMIT: u64 = 32 * 1024; // 16 KiB seeded GLWE
-pub const BIT_LIMIT: u64 = 8 * 1024; // 2.5 KiB compressed LWE
-/// Per candidate, for identification results (plus one for the any-match bit).
-const IDENTIFY_PER_BIT_LIMIT: u64 = 4 * 1024;
+pub const PROBE_LIMIT: u64 = 64 * 1024; // 48 KiB: GGSW, 4 x 2048 coefficients x 48 bits
+pub const TEMPLATE_LIMIT: u64 = 16 * 1024; // 11.5 KiB: GLWE, 2 x 2048 coefficients x 23 bits
+pub const BIT_LIMIT: u64 = 4 * 1024; // 2.5 KiB: LWE, 2049 coefficients x 10 bits
 
-/// A probe: the seeded GGSW encryption of P(X) = sum p_i X^(-i). Produced by the device.
-#[derive(Clone, Serialize, Deserialize, Versionize)]
-#[versionize(ProbeVersions)]
+/// A probe: the GGSW encryption of P(X) = sum p_i X^(-i) under the domain's public key, as
+/// tfhe lays a GGSW out (levels, then rows, then polynomials), each coefficient rounded to its
+/// top [`PROBE_BITS`] bits.
+#[derive(Clone)]
 pub struct Probe {
     pub(crate) fingerprint: KeyFingerprint,
-    pub(crate) ggsw: SeededGgswCiphertextOwned<u64>,
+    pub(crate) coefficients: Vec<u64>,
 }
 
-#[derive(VersionsDispatch)]
-#[allow(dead_code)]
-pub enum ProbeVersions {
-    V0(Probe),
-}
-
-impl Named for Probe {
-    const NAME: &'static str = "tabir::Probe";
-}
-
-/// An enrolled template: the seeded GLWE encryption of Delta * T(X), T(X) = sum t_i X^i.
-#[derive(Clone, Serialize, Deserialize, Versionize)]
-#[versionize(TemplateVersions)]
+/// An enrolled template: the GLWE encryption of Delta * T(X), T(X) = sum t_i X^i, under the
+/// domain's public key (mask, then body), each coefficient rounded to the top
+/// `base_log * level` = 23 bits that the external product's decomposition keeps. Not 24: an
+/// extra bit leaves exact ties that the decomposer always breaks one way, a measurable bias.
+#[derive(Clone)]
 pub struct Template {
     pub(crate) fingerprint: KeyFingerprint,
-    pub(crate) glwe: SeededGlweCiphertextOwned<u64>,
+    pub(crate) coefficients: Vec<u64>,
 }
 
-#[derive(VersionsDispatch)]
-#[allow(dead_code)]
-pub enum TemplateVersions {
-    V0(Template),
+/// An LWE ciphertext of one decision bit (0 or q/4) under the domain's key read as an LWE key,
+/// modulus-switched to 2^10: mask then body, each below 2^10.
+#[derive(Clone)]
+pub(crate) struct ResultLwe(pub(crate) Vec<u16>);
+
+/// A match result as the server keeps it in escrow: the bit under the whole domain key, before
+/// any share is applied. It never leaves the server as is; only a share-applied
+/// [`EncryptedBit`] does.
+#[derive(Clone)]
+pub struct EscrowedBit {
+    pub(crate) fingerprint: KeyFingerprint,
+    pub(crate) lwe: ResultLwe,
 }
 
-impl Named for Template {
-    const NAME: &'static str = "tabir::Template";
-}
-
-/// One encrypted decision bit (0 or q/4), modulus-switched to 2^10 and bit-packed.
-#[derive(Clone, Serialize, Deserialize, Versionize)]
-#[versionize(EncryptedBitVersions)]
+/// A decision bit as a caller receives it: the escrowed bit with the server's share for that
+/// caller applied, so only the caller's own decryption share opens it.
+#[derive(Clone)]
 pub struct EncryptedBit {
     pub(crate) fingerprint: KeyFingerprint,
-    pub(crate) lwe: CompressedModulusSwitchedLweCiphertext<u64>,
+    pub(crate) lwe: ResultLwe,
 }
 
-#[derive(VersionsDispatch)]
-#[allow(dead_code)]
-pub enum EncryptedBitVersions {
-    V0(EncryptedBit),
+/// The wire form shared by every packed ciphertext.
+macro_rules! wire_type {
+    ($wire:ident, $versions:ident, $name:literal) => {
+        #[derive(Serialize, Deserialize, Versionize)]
+        #[versionize($versions)]
+        struct $wire {
+            fingerprint: KeyFingerprint,
+            packed: Vec<u8>,
+        }
+
+        #[derive(VersionsDispatch)]
+        #[allow(dead_code)]
+        enum $versions {
+            V0($wire),
+        }
+
+        impl Named for $wire {
+            const NAME: &'static str = $name;
+        }
+    };
 }
 
-impl Named for EncryptedBit {
-    const NAME: &'static str = "tabir::EncryptedBit";
+wire_type!(ProbeWire, ProbeWireVersions, "tabir::Probe/2");
+wire_type!(TemplateWire, TemplateWireVersions, "tabir::Template/2");
+wire_type!(
+    EscrowedBitWire,
+    EscrowedBitWireVersions,
+    "tabir::EscrowedBit/2"
+);
+wire_type!(
+    EncryptedBitWire,
+    EncryptedBitWireVersions,
+    "tabir::EncryptedBit/2"
+);
+
+fn unpacked(kind: &'static str, packed: &[u8], bits: u32, count: usize) -> Result<Vec<u64>> {
+    unpack(packed, bits, count).ok_or(CryptoError::ShapeMismatch {
+        kind,
+        detail: "packed length or padding does not match the parameter set",
+    })
 }
 
-/// The answer to a 1:N identification: an encrypted "any match" bit and, where the server's
-/// policy allows, one encrypted bit per candidate in gallery order.
-#[derive(Clone, Serialize, Deserialize, Versionize)]
-#[versionize(IdentifyResultVersions)]
-pub struct IdentifyResult {
-    pub(crate) fingerprint: KeyFingerprint,
-    pub(crate) any_match: CompressedModulusSwitchedLweCiphertext<u64>,
-    pub(crate) candidates: Vec<CompressedModulusSwitchedLweCiphertext<u64>>,
+/// Number of coefficients of a probe GGSW: levels x (k+1) rows x (k+1) polynomials x N.
+pub(crate) fn probe_len(p: &LatticeParams) -> usize {
+    p.pbs_level.0 * p.glwe_size().0 * p.glwe_size().0 * p.polynomial_size.0
 }
 
-#[derive(VersionsDispatch)]
-#[allow(dead_code)]
-pub enum IdentifyResultVersions {
-    V0(IdentifyResult),
+/// Number of coefficients of a template GLWE: (k+1) polynomials x N.
+pub(crate) fn template_len(p: &LatticeParams) -> usize {
+    p.glwe_size().0 * p.polynomial_size.0
 }
 
-impl Named for IdentifyResult {
-    const NAME: &'static str = "tabir::IdentifyResult";
+/// Number of coefficients of a result LWE: k N mask coefficients and the body.
+pub(crate) fn result_len(p: &LatticeParams) -> usize {
+    p.big_lwe_dimension().0 + 1
 }
 
 impl Probe {
+    /// Wrap coefficients already rounded to [`PROBE_BITS`] bits (the device's encryptor).
+    pub fn from_rounded(
+        fingerprint: KeyFingerprint,
+        coefficients: Vec<u64>,
+        config: &DomainConfig,
+    ) -> Result<Self> {
+        let probe = Self {
+            fingerprint,
+            coefficients,
+        };
+        probe.check_shape(&config.params.lattice())?;
+        Ok(probe)
+    }
+
     pub fn fingerprint(&self) -> KeyFingerprint {
         self.fingerprint
     }
 
+    /// The rounded coefficients, in tfhe's GGSW layout (public ciphertext data).
+    pub fn coefficients(&self) -> &[u64] {
+        &self.coefficients
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
-        wire::encode(self, PROBE_LIMIT)
+        wire::encode(
+            &ProbeWire {
+                fingerprint: self.fingerprint,
+                packed: pack(self.coefficients.iter().copied(), PROBE_BITS),
+            },
+            PROBE_LIMIT,
+        )
     }
 
     /// Decode and check against the key domain's configuration and fingerprint.
     pub fn from_bytes(bytes: &[u8], config: &DomainConfig, domain: KeyFingerprint) -> Result<Self> {
-        let probe: Self = wire::decode(bytes, "probe", PROBE_LIMIT)?;
-        probe.check(config, domain)?;
-        Ok(probe)
+        let wire: ProbeWire = wire::decode(bytes, "probe", PROBE_LIMIT)?;
+        expect_domain("probe", domain, wire.fingerprint)?;
+        let lattice = config.params.lattice();
+        Ok(Self {
+            fingerprint: wire.fingerprint,
+            coefficients: unpacked("probe", &wire.packed, PROBE_BITS, probe_len(&lattice))?,
+        })
     }
 
     pub(crate) fn check(&self, config: &DomainConfig, domain: KeyFingerprint) -> Result<()> {
         expect_domain("probe", domain, self.fingerprint)?;
-        check_probe_shape(&self.ggsw, &config.params.lattice())
+        self.check_shape(&config.params.lattice())
+    }
+
+    fn check_shape(&self, p: &LatticeParams) -> Result<()> {
+        shape(
+            "probe",
+            self.coefficients.len() == probe_len(p)
+                && self.coefficients.iter().all(|&c| c >> PROBE_BITS == 0),
+            "coefficient count or precision",
+        )
     }
 }
 
 impl Template {
+    /// Wrap coefficients already rounded to the template precision (the device's encryptor).
+    pub fn from_rounded(
+        fingerprint: KeyFingerprint,
+        coefficients: Vec<u64>,
+        config: &DomainConfig,
+    ) -> Result<Self> {
+        let template = Self {
+            fingerprint,
+            coefficients,
+        };
+        template.check_shape(&config.params.lattice())?;
+        Ok(template)
+    }
+
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        self.fingerprint
+    }
+
+    /// The rounded coefficients, mask then body (public ciphertext data).
+    pub fn coefficients(&self) -> &[u64] {
+        &self.coefficients
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(
+            &TemplateWire {
+                fingerprint: self.fingerprint,
+                packed: pack(self.coefficients.iter().copied(), TEMPLATE_BITS),
+            },
+            TEMPLATE_LIMIT,
+        )
+    }
+
+    pub fn from_bytes(bytes: &[u8], config: &DomainConfig, domain: KeyFingerprint) -> Result<Self> {
+        let wire: TemplateWire = wire::decode(bytes, "template", TEMPLATE_LIMIT)?;
+        expect_domain("template", domain, wire.fingerprint)?;
+        let lattice = config.params.lattice();
+        Ok(Self {
+            fingerprint: wire.fingerprint,
+            coefficients: unpacked(
+                "template",
+                &wire.packed,
+                TEMPLATE_BITS,
+                template_len(&lattice),
+            )?,
+        })
+    }
+
+    pub(crate) fn check(&self, config: &DomainConfig, domain: KeyFingerprint) -> Result<()> {
+        expect_domain("template", domain, self.fingerprint)?;
+        self.check_shape(&config.params.lattice())
+    }
+
+    fn check_shape(&self, p: &LatticeParams) -> Result<()> {
+        shape(
+            "template",
+            self.coefficients.len() == template_len(p)
+                && self.coefficients.iter().all(|&c| c >> TEMPLATE_BITS == 0),
+            "coefficient count or precision",
+        )
+    }
+}
+
+impl ResultLwe {
+    fn to_packed(&self) -> Vec<u8> {
+        pack(
+            self.0.iter().map(|&c| u64::from(c)),
+            RESULT_MODULUS_LOG as u32,
+        )
+    }
+
+    fn from_packed(kind: &'static str, packed: &[u8], p: &LatticeParams) -> Result<Self> {
+        let values = unpacked(kind, packed, RESULT_MODULUS_LOG as u32, result_len(p))?;
+        // Each value is below 2^10 by construction of the unpacking.
+        Ok(Self(values.into_iter().map(|v| v as u16).collect()))
+    }
+
+    /// The mask coefficients a_1..a_kN.
+    pub(crate) fn mask(&self) -> &[u16] {
+        &self.0[..self.0.len() - 1]
+    }
+
+    pub(crate) fn body_mut(&mut self) -> &mut u16 {
+        let last = self.0.len() - 1;
+        &mut self.0[last]
+    }
+
+    pub(crate) fn body(&self) -> u16 {
+        self.0[self.0.len() - 1]
+    }
+}
+
+impl EscrowedBit {
     pub fn fingerprint(&self) -> KeyFingerprint {
         self.fingerprint
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        wire::encode(self, TEMPLATE_LIMIT)
+        wire::encode(
+            &EscrowedBitWire {
+                fingerprint: self.fingerprint,
+                packed: self.lwe.to_packed(),
+            },
+            BIT_LIMIT,
+        )
     }
 
     pub fn from_bytes(bytes: &[u8], config: &DomainConfig, domain: KeyFingerprint) -> Result<Self> {
-        let template: Self = wire::decode(bytes, "template", TEMPLATE_LIMIT)?;
-        template.check(config, domain)?;
-        Ok(template)
-    }
-
-    pub(crate) fn check(&self, config: &DomainConfig, domain: KeyFingerprint) -> Result<()> {
-        expect_domain("template", domain, self.fingerprint)?;
-        check_template_shape(&self.glwe, &config.params.lattice())
+        let wire: EscrowedBitWire = wire::decode(bytes, "escrowed bit", BIT_LIMIT)?;
+        expect_domain("escrowed bit", domain, wire.fingerprint)?;
+        Ok(Self {
+            fingerprint: wire.fingerprint,
+            lwe: ResultLwe::from_packed("escrowed bit", &wire.packed, &config.params.lattice())?,
+        })
     }
 }
 
@@ -149,56 +307,27 @@ impl EncryptedBit {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        wire::encode(self, BIT_LIMIT)
+        wire::encode(
+            &EncryptedBitWire {
+                fingerprint: self.fingerprint,
+                packed: self.lwe.to_packed(),
+            },
+            BIT_LIMIT,
+        )
     }
 
     pub fn from_bytes(bytes: &[u8], config: &DomainConfig, domain: KeyFingerprint) -> Result<Self> {
-        let bit: Self = wire::decode(bytes, "encrypted bit", BIT_LIMIT)?;
-        expect_domain("encrypted bit", domain, bit.fingerprint)?;
-        check_result_shape(&bit.lwe, &config.params.lattice())?;
-        Ok(bit)
-    }
-}
-
-impl IdentifyResult {
-    pub fn fingerprint(&self) -> KeyFingerprint {
-        self.fingerprint
+        let wire: EncryptedBitWire = wire::decode(bytes, "encrypted bit", BIT_LIMIT)?;
+        expect_domain("encrypted bit", domain, wire.fingerprint)?;
+        Ok(Self {
+            fingerprint: wire.fingerprint,
+            lwe: ResultLwe::from_packed("encrypted bit", &wire.packed, &config.params.lattice())?,
+        })
     }
 
-    /// Number of per-candidate bits (0 when the server's policy withholds them).
-    pub fn candidate_count(&self) -> usize {
-        self.candidates.len()
-    }
-
-    fn limit(max_candidates: usize) -> u64 {
-        IDENTIFY_PER_BIT_LIMIT.saturating_mul(max_candidates as u64 + 1)
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        wire::encode(self, Self::limit(self.candidates.len()))
-    }
-
-    /// Decode, refusing more than `max_candidates` per-candidate bits.
-    pub fn from_bytes(
-        bytes: &[u8],
-        config: &DomainConfig,
-        domain: KeyFingerprint,
-        max_candidates: usize,
-    ) -> Result<Self> {
-        let result: Self = wire::decode(bytes, "identify result", Self::limit(max_candidates))?;
-        expect_domain("identify result", domain, result.fingerprint)?;
-        let lattice = config.params.lattice();
-        check_result_shape(&result.any_match, &lattice)?;
-        if result.candidates.len() > max_candidates {
-            return Err(CryptoError::GalleryTooLarge {
-                got: result.candidates.len(),
-                limit: max_candidates,
-            });
-        }
-        for bit in &result.candidates {
-            check_result_shape(bit, &lattice)?;
-        }
-        Ok(result)
+    /// The mask and body at modulus 2^10, for decryption with a share on the device.
+    pub fn mask_and_body(&self) -> (&[u16], u16) {
+        (self.lwe.mask(), self.lwe.body())
     }
 }
 
@@ -211,7 +340,7 @@ macro_rules! redacted_debug {
         }
     )*};
 }
-redacted_debug!(Probe, Template, EncryptedBit, IdentifyResult);
+redacted_debug!(Probe, Template, EscrowedBit, EncryptedBit);
 
 pub(crate) fn expect_domain(
     kind: &'static str,
@@ -229,89 +358,10 @@ pub(crate) fn expect_domain(
     }
 }
 
-fn shape(kind: &'static str, ok: bool, detail: &'static str) -> Result<()> {
+pub(crate) fn shape(kind: &'static str, ok: bool, detail: &'static str) -> Result<()> {
     if ok {
         Ok(())
     } else {
         Err(CryptoError::ShapeMismatch { kind, detail })
     }
-}
-
-/// Seeded entities must use a plain AES-CTR seed starting at the first table index; any other
-/// value could make decompression read past the generator's table.
-pub(crate) fn check_seed(kind: &'static str, seed: CompressionSeed) -> Result<()> {
-    let params: AesCtrParams = seed.into();
-    shape(
-        kind,
-        matches!(params.seed, SeedKind::Ctr(_)) && params.first_index == TableIndex::FIRST,
-        "unsupported compression seed",
-    )
-}
-
-fn check_probe_shape(ggsw: &SeededGgswCiphertextOwned<u64>, p: &LatticeParams) -> Result<()> {
-    let kind = "probe";
-    shape(kind, ggsw.glwe_size() == p.glwe_size(), "GLWE size")?;
-    shape(
-        kind,
-        ggsw.polynomial_size() == p.polynomial_size,
-        "polynomial size",
-    )?;
-    shape(
-        kind,
-        ggsw.decomposition_base_log() == p.pbs_base_log,
-        "decomposition base",
-    )?;
-    shape(
-        kind,
-        ggsw.ciphertext_modulus().is_native_modulus(),
-        "ciphertext modulus",
-    )?;
-    // Seeded GGSW: per level, one body polynomial per row, glwe_size rows.
-    let expected = p.pbs_level.0 * p.glwe_size().0 * p.polynomial_size.0;
-    shape(kind, ggsw.as_ref().len() == expected, "container length")?;
-    shape(
-        kind,
-        ggsw.decomposition_level_count() == p.pbs_level,
-        "decomposition levels",
-    )?;
-    check_seed(kind, ggsw.compression_seed())
-}
-
-fn check_template_shape(glwe: &SeededGlweCiphertextOwned<u64>, p: &LatticeParams) -> Result<()> {
-    let kind = "template";
-    shape(kind, glwe.glwe_size() == p.glwe_size(), "GLWE size")?;
-    // A seeded GLWE stores only its body: exactly one polynomial.
-    shape(
-        kind,
-        glwe.as_ref().len() == p.polynomial_size.0,
-        "polynomial size",
-    )?;
-    shape(
-        kind,
-        glwe.ciphertext_modulus().is_native_modulus(),
-        "ciphertext modulus",
-    )?;
-    check_seed(kind, glwe.compression_seed())
-}
-
-fn check_result_shape(
-    lwe: &CompressedModulusSwitchedLweCiphertext<u64>,
-    p: &LatticeParams,
-) -> Result<()> {
-    let big = p.big_lwe_dimension();
-    let conformance = CompressedModulusSwitchedLweCiphertextConformanceParams {
-        ct_params: LweCiphertextConformanceParams {
-            lwe_dim: big,
-            ct_modulus: p.ciphertext_modulus,
-        },
-        ms_decompression_type: MsDecompressionType::ClassicPbs {
-            br_input_modulus_log: CiphertextModulusLog(RESULT_MODULUS_LOG),
-            br_input_lwe_dim: big,
-        },
-    };
-    shape(
-        "encrypted bit",
-        lwe.is_conformant(&conformance),
-        "dimension or packing",
-    )
 }

@@ -57,6 +57,21 @@ pub enum CryptoError {
         got: KeyFingerprint,
     },
 
+    /// A blob of the first Tabir version, whose key domains were symmetric (every device held
+    /// the domain's whole secret key). Those domains are refused: create a new one, re-enrol.
+    #[error(
+        "this {kind} belongs to a symmetric key domain from before key custody shares, which this version refuses: create a new key domain and re-enrol"
+    )]
+    SymmetricKeyDomain { kind: &'static str },
+
+    /// A share, share delta or result that does not fit the domain (wrong length, values out
+    /// of range).
+    #[error("{kind} does not fit the key domain: {detail}")]
+    InvalidShare {
+        kind: &'static str,
+        detail: &'static str,
+    },
+
     /// More templates in one request than the caller allowed.
     #[error("gallery of {got} templates is over the limit of {limit}")]
     GalleryTooLarge { got: usize, limit: usize },

@@ -1,28 +1,36 @@
-//! A key domain's public evaluation keys: what the custodian registers with the server.
+//! A key domain's public keys: the evaluation keys the custodian registers with the server,
+//! and the public key devices encrypt with. Holding them lets one encrypt and evaluate, never
+//! decrypt.
 
-use crate::ciphertexts::check_seed;
 use crate::error::{CryptoError, Result};
 use crate::fingerprint::KeyFingerprint;
 use crate::params::DomainConfig;
 use crate::wire;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use tfhe::core_crypto::commons::math::random::CompressionSeed;
 use tfhe::core_crypto::prelude::*;
 use tfhe::named::Named;
+use tfhe_csprng::generators::aes_ctr::{AesCtrParams, TableIndex};
+use tfhe_csprng::seeders::SeedKind;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
-/// Size limit when decoding evaluation keys (honest size: 28.7 MiB BSK + 64 KiB KSK).
+/// Size limit when decoding evaluation keys (honest size: 28.7 MiB BSK + 64 KiB KSK + 16 KiB
+/// public key).
 pub const EVALUATION_KEYS_LIMIT: u64 = 40 * 1024 * 1024;
+/// Size limit of a domain public key (honest size: 16 KiB).
+pub const PUBLIC_KEY_LIMIT: u64 = 32 * 1024;
 
-/// The seeded bootstrapping key (small LWE key -> GLWE key) and seeded keyswitching key
-/// (GLWE key read as LWE -> small LWE key), with the domain configuration they were made for.
-/// Public: holding them lets one evaluate, never decrypt.
+/// The seeded bootstrapping key (small LWE key -> GLWE key), the seeded keyswitching key (GLWE
+/// key read as LWE -> small LWE key) and the public key (A, B = A S + E) of the GLWE key S,
+/// with the domain configuration they were made for. The fingerprint covers all of it.
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(EvaluationKeysVersions)]
 pub struct EvaluationKeys {
     pub(crate) config: DomainConfig,
     pub(crate) bootstrap_key: SeededLweBootstrapKeyOwned<u64>,
     pub(crate) keyswitch_key: SeededLweKeyswitchKeyOwned<u64>,
+    pub(crate) public_key: SeededGlweCiphertextOwned<u64>,
 }
 
 #[derive(VersionsDispatch)]
@@ -32,7 +40,7 @@ pub enum EvaluationKeysVersions {
 }
 
 impl Named for EvaluationKeys {
-    const NAME: &'static str = "tabir::EvaluationKeys";
+    const NAME: &'static str = "tabir::EvaluationKeys/2";
 }
 
 impl fmt::Debug for EvaluationKeys {
@@ -43,7 +51,50 @@ impl fmt::Debug for EvaluationKeys {
     }
 }
 
+/// What a device needs to encrypt: the domain's public key, configuration and fingerprint
+/// (about 16 KiB). Public.
+#[derive(Clone, Serialize, Deserialize, Versionize)]
+#[versionize(DomainPublicKeyVersions)]
+pub struct DomainPublicKey {
+    pub(crate) config: DomainConfig,
+    pub(crate) fingerprint: KeyFingerprint,
+    pub(crate) public_key: SeededGlweCiphertextOwned<u64>,
+}
+
+#[derive(VersionsDispatch)]
+#[allow(dead_code)]
+pub enum DomainPublicKeyVersions {
+    V0(DomainPublicKey),
+}
+
+impl Named for DomainPublicKey {
+    const NAME: &'static str = "tabir::DomainPublicKey/2";
+}
+
+impl fmt::Debug for DomainPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DomainPublicKey(domain {})", self.fingerprint)
+    }
+}
+
 impl EvaluationKeys {
+    /// Assemble freshly generated keys (the custodian's key generation), checking their shapes.
+    pub fn from_parts(
+        config: DomainConfig,
+        bootstrap_key: SeededLweBootstrapKeyOwned<u64>,
+        keyswitch_key: SeededLweKeyswitchKeyOwned<u64>,
+        public_key: SeededGlweCiphertextOwned<u64>,
+    ) -> Result<Self> {
+        let keys = Self {
+            config,
+            bootstrap_key,
+            keyswitch_key,
+            public_key,
+        };
+        keys.check()?;
+        Ok(keys)
+    }
+
     pub fn config(&self) -> &DomainConfig {
         &self.config
     }
@@ -58,6 +109,15 @@ impl EvaluationKeys {
         KeyFingerprint::of_canonical_bytes(&self.to_bytes())
     }
 
+    /// The public key devices encrypt with.
+    pub fn public_key(&self) -> DomainPublicKey {
+        DomainPublicKey {
+            config: self.config,
+            fingerprint: self.fingerprint(),
+            public_key: self.public_key.clone(),
+        }
+    }
+
     /// Decode and check every shape against the embedded configuration's parameter set.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let keys: Self = wire::decode(bytes, "evaluation keys", EVALUATION_KEYS_LIMIT)?;
@@ -65,7 +125,7 @@ impl EvaluationKeys {
         Ok(keys)
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         self.config.validate()?;
         let p = self.config.params.lattice();
         let bsk = &self.bootstrap_key;
@@ -98,6 +158,60 @@ impl EvaluationKeys {
                 detail: "dimensions do not match the parameter set",
             });
         }
-        check_seed(kind, ksk.compression_seed())
+        check_seed(kind, ksk.compression_seed())?;
+        check_public_key(&self.public_key, &self.config)
     }
+}
+
+impl DomainPublicKey {
+    pub fn config(&self) -> &DomainConfig {
+        &self.config
+    }
+
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        self.fingerprint
+    }
+
+    /// The public key as a GLWE ciphertext of zero: mask A, body B = A S + E.
+    pub fn decompressed(&self) -> GlweCiphertextOwned<u64> {
+        self.public_key.clone().decompress_into_glwe_ciphertext()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(self, PUBLIC_KEY_LIMIT)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let key: Self = wire::decode(bytes, "public key", PUBLIC_KEY_LIMIT)?;
+        key.config.validate()?;
+        check_public_key(&key.public_key, &key.config)?;
+        Ok(key)
+    }
+}
+
+fn check_public_key(pk: &SeededGlweCiphertextOwned<u64>, config: &DomainConfig) -> Result<()> {
+    let p = config.params.lattice();
+    let kind = "public key";
+    let ok = pk.glwe_size() == p.glwe_size()
+        && pk.polynomial_size() == p.polynomial_size
+        && pk.as_ref().len() == p.polynomial_size.0
+        && pk.ciphertext_modulus().is_native_modulus();
+    if !ok {
+        return Err(CryptoError::ShapeMismatch {
+            kind,
+            detail: "dimensions do not match the parameter set",
+        });
+    }
+    check_seed(kind, pk.compression_seed())
+}
+
+/// Seeded entities must use a plain AES-CTR seed starting at the first table index; any other
+/// value could make decompression read past the generator's table.
+pub(crate) fn check_seed(kind: &'static str, seed: CompressionSeed) -> Result<()> {
+    let params: AesCtrParams = seed.into();
+    crate::ciphertexts::shape(
+        kind,
+        matches!(params.seed, SeedKind::Ctr(_)) && params.first_index == TableIndex::FIRST,
+        "unsupported compression seed",
+    )
 }

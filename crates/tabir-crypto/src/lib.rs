@@ -1,41 +1,61 @@
 //! # tabir-crypto
 //!
-//! Encrypted face-template matching with TFHE: the device encrypts, the server compares
-//! ciphertexts and returns one encrypted bit, `score >= threshold`, and only the device can
-//! read it. One external product, one keyswitch and one programmable bootstrap per decision.
-//! See `docs/crypto.md` for the circuit, the parameters, the noise budget and the limits.
+//! The public side of Tabir's encrypted matching, shared by devices and the server: the
+//! vetted parameter set, the wire types (probe, template, escrowed and encrypted bits, keys,
+//! shares) with size limits and shape checks, the matcher (one external product, one
+//! keyswitch and one programmable bootstrap per decision) and the server's half of the
+//! share-based decryption. There is no key generation, encryption or decryption here: those
+//! are in `tabir-device-crypto`, a crate the server does not depend on.
+//! See `docs/crypto.md` and `docs/key-custody.md`.
 //!
 //! Module map:
 //! - [`params`]: the vetted parameter set (stable wire id) and a key domain's configuration;
-//! - [`quantize`]: embedding quantisation and threshold calibration;
-//! - [`client`] (feature `client`): key generation, encryption, decryption;
-//! - [`evaluation_keys`], [`server`]: what the server holds and computes;
-//! - [`ciphertexts`]: the wire types, with size limits and shape checks;
-//! - [`twin`]: the plaintext twin used by tests and the benchmark.
+//! - [`evaluation_keys`]: the keys the server evaluates with and the public key devices
+//!   encrypt with; [`registration`]: what the custodian uploads;
+//! - [`ciphertexts`]: probes, templates, escrowed and encrypted bits;
+//! - [`server`]: the matcher; [`shares`]: additive key shares modulo 2^10 and their server
+//!   half.
 
 #![forbid(unsafe_code)]
 
 pub mod ciphertexts;
-#[cfg(feature = "client")]
-pub mod client;
 pub mod error;
 pub mod evaluation_keys;
 pub mod fingerprint;
+mod packing;
 pub mod params;
-pub mod quantize;
+pub mod registration;
 pub mod server;
-pub mod twin;
+pub mod shares;
 mod wire;
 
-pub use ciphertexts::{EncryptedBit, IdentifyResult, Probe, Template};
-#[cfg(feature = "client")]
-pub use client::{generate_key_domain, ClientKey, Decision, ExportedSecret, IdentifyDecision};
+pub use ciphertexts::{EncryptedBit, EscrowedBit, Probe, Template};
 pub use error::{CryptoError, Result};
-pub use evaluation_keys::EvaluationKeys;
+pub use evaluation_keys::{DomainPublicKey, EvaluationKeys};
 pub use fingerprint::KeyFingerprint;
 pub use params::{DomainConfig, ParamSetId, Threshold};
-pub use quantize::{quantise, QuantisedEmbedding};
-pub use server::{CandidateBits, ServerKeys};
+pub use registration::DomainRegistration;
+pub use server::{CandidateBits, Identification, ServerKeys};
+pub use shares::{ServerShare, ShareDelta, ShareKind, ShareValues};
 
-#[cfg(all(test, feature = "client"))]
-mod tests;
+/// The decision a bit encrypts, as the device reads it after decryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Match,
+    NoMatch,
+}
+
+impl Decision {
+    pub fn is_match(self) -> bool {
+        self == Decision::Match
+    }
+
+    /// The stable name: `match` or `no_match`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Match => "match",
+            Decision::NoMatch => "no_match",
+        }
+    }
+}

@@ -8,8 +8,11 @@
 use crate::error::{CryptoError, Result};
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::*;
-use tfhe::shortint::parameters::v1_8::V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128;
-use tfhe::shortint::parameters::ClassicPBSParameters;
+use tfhe::shortint::parameters::v1_8::{
+    V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+    V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+};
+use tfhe::shortint::parameters::{ClassicPBSParameters, CompactPublicKeyEncryptionParameters};
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
 /// Stable identifier of a vetted lattice parameter set. On the wire and in stored keys it is
@@ -91,9 +94,10 @@ impl ParamSetId {
     /// The lattice parameters behind this id.
     pub fn lattice(self) -> LatticeParams {
         match self {
-            ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => {
-                LatticeParams::from_tfhe(&V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128)
-            }
+            ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => LatticeParams::from_tfhe(
+                &V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+                &V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+            ),
         }
     }
 }
@@ -113,10 +117,16 @@ pub struct LatticeParams {
     pub ks_base_log: DecompositionBaseLog,
     pub ks_level: DecompositionLevelCount,
     pub ciphertext_modulus: CiphertextModulus<u64>,
+    /// Noise of the public key and of public-key encryption: the vetted compact public-key
+    /// encryption set of the same tfhe release, whose key has exactly our GLWE key's shape
+    /// (dimension k N = 2048).
+    pub public_key_noise: DynamicDistribution<u64>,
+    /// Dimension the public-key noise was vetted for (must equal k N).
+    pub public_key_dimension: LweDimension,
 }
 
 impl LatticeParams {
-    fn from_tfhe(p: &ClassicPBSParameters) -> Self {
+    fn from_tfhe(p: &ClassicPBSParameters, pke: &CompactPublicKeyEncryptionParameters) -> Self {
         Self {
             lwe_dimension: p.lwe_dimension,
             glwe_dimension: p.glwe_dimension,
@@ -128,6 +138,8 @@ impl LatticeParams {
             ks_base_log: p.ks_base_log,
             ks_level: p.ks_level,
             ciphertext_modulus: p.ciphertext_modulus,
+            public_key_noise: pke.encryption_noise_distribution,
+            public_key_dimension: pke.encryption_lwe_dimension,
         }
     }
 
@@ -141,6 +153,12 @@ impl LatticeParams {
             .to_equivalent_lwe_dimension(self.polynomial_size)
     }
 
+    /// Bits of each GLWE coefficient the external product uses: its decomposition
+    /// (base_log x level) rounds the rest away.
+    pub fn decomposition_bits(&self) -> u32 {
+        (self.pbs_base_log.0 * self.pbs_level.0) as u32
+    }
+
     /// log2(2N): the modulus the blind rotation reads its input at.
     pub fn blind_rotation_modulus_log(&self) -> u32 {
         self.polynomial_size.to_blind_rotation_input_modulus_log().0 as u32
@@ -150,8 +168,20 @@ impl LatticeParams {
 /// Bits of the ciphertext modulus q = 2^64.
 pub(crate) const MODULUS_BITS: u32 = 64;
 
-/// Result ciphertexts are modulus-switched to 2^10 and bit-packed for the wire.
+/// Result ciphertexts are modulus-switched to 2^10 and bit-packed for the wire; decryption
+/// shares live modulo the same 2^10.
 pub const RESULT_MODULUS_LOG: usize = 10;
+
+/// Bits kept of each probe coefficient (rounded): the 16 dropped bits lie far below the
+/// public-key encryption noise (std about 2^21.7), and the probe fits in 48 KiB.
+pub const PROBE_BITS: u32 = 48;
+
+/// Bits kept of each template coefficient: exactly the bits the external product's
+/// decomposition uses (base_log x level = 23; checked against the parameter set).
+pub const TEMPLATE_BITS: u32 = 23;
+
+/// Relative tolerance on the L2 norm of an incoming embedding (float round-off of the model).
+pub const NORM_TOLERANCE: f32 = 1.0e-3;
 
 /// Quantisation bits per coordinate. Fixed at 4 in this version (signed, -8..=7).
 pub const QUANT_BITS: u8 = 4;
@@ -202,25 +232,16 @@ impl DomainConfig {
         3.0 * (dim as f32).sqrt()
     }
 
-    /// A configuration for dimension `dim` whose threshold is the cosine policy `cosine`,
-    /// calibrated to a score threshold (see [`crate::quantize::calibrate_score_threshold`]).
-    pub fn with_cosine_threshold(dim: u32, cosine: f32) -> Result<Self> {
-        let scale = Self::default_scale(dim);
-        let score = crate::quantize::calibrate_score_threshold(dim, scale, cosine)?;
-        let config = Self {
-            params: ParamSetId::DEFAULT,
-            dim,
-            quant_bits: QUANT_BITS,
-            scale,
-            threshold: Threshold { cosine, score },
-        };
-        config.validate()?;
-        Ok(config)
-    }
-
     /// Check the configuration before any use; every decoded configuration goes through here.
     pub fn validate(&self) -> Result<()> {
         let lattice = self.params.lattice();
+        if lattice.decomposition_bits() != TEMPLATE_BITS
+            || lattice.public_key_dimension != lattice.big_lwe_dimension()
+        {
+            return Err(CryptoError::InvalidConfig {
+                reason: "the parameter set does not fit the template encoding or the public key",
+            });
+        }
         let n = lattice.polynomial_size.0 as u32;
         if self.dim == 0 || self.dim > n {
             return Err(CryptoError::InvalidConfig {
@@ -255,8 +276,7 @@ impl DomainConfig {
     /// per coordinate; clamping only shortens the vector). Also |S| <= 64 d coordinate-wise.
     pub fn score_bound(&self) -> u64 {
         let d = f64::from(self.dim);
-        let norm =
-            f64::from(self.scale) * (1.0 + crate::quantize::NORM_TOLERANCE as f64) + d.sqrt() / 2.0;
+        let norm = f64::from(self.scale) * (1.0 + NORM_TOLERANCE as f64) + d.sqrt() / 2.0;
         let cauchy_schwarz = (norm * norm).ceil() as u64;
         cauchy_schwarz.min(64 * u64::from(self.dim))
     }
@@ -330,19 +350,42 @@ mod tests {
         assert!(p.ciphertext_modulus.is_native_modulus());
     }
 
+    /// A configuration with a plausible score threshold (calibration lives with quantisation,
+    /// on the device side).
+    fn config(dim: u32) -> DomainConfig {
+        DomainConfig {
+            params: ParamSetId::DEFAULT,
+            dim,
+            quant_bits: QUANT_BITS,
+            scale: DomainConfig::default_scale(dim),
+            threshold: Threshold {
+                cosine: 0.363,
+                score: 400,
+            },
+        }
+    }
+
+    #[test]
+    fn public_key_noise_is_vetted_for_our_key_shape() {
+        let p = ParamSetId::DEFAULT.lattice();
+        assert_eq!(p.public_key_dimension, p.big_lwe_dimension());
+        assert_eq!(p.decomposition_bits(), TEMPLATE_BITS);
+    }
+
     #[test]
     fn delta_matches_the_design_for_128_and_512() {
-        let c128 = DomainConfig::with_cosine_threshold(128, 0.363).unwrap();
+        let c128 = config(128);
+        c128.validate().unwrap();
         assert_eq!(c128.delta_log().unwrap(), 52);
         assert_eq!(c128.templates_per_glwe(), 16);
-        let c512 = DomainConfig::with_cosine_threshold(512, 0.363).unwrap();
+        let c512 = config(512);
         assert_eq!(c512.delta_log().unwrap(), 50);
         assert_eq!(c512.templates_per_glwe(), 4);
     }
 
     #[test]
     fn bad_configs_are_refused_with_reasons() {
-        let good = DomainConfig::with_cosine_threshold(128, 0.363).unwrap();
+        let good = config(128);
         for bad in [
             DomainConfig { dim: 0, ..good },
             DomainConfig { dim: 4096, ..good },

@@ -2,14 +2,17 @@
 //!
 //! Per decision: one external product GGSW(P) x GLWE(Delta T) -> GLWE(Delta P T), whose
 //! coefficient j*d holds Delta * S_j; sample extraction; subtraction of (theta - 1/2) Delta;
-//! one keyswitch to the small key; one sign bootstrap. Nothing here can decrypt: there is no
-//! secret key in this module, and the server builds this crate without the `client` feature.
+//! one keyswitch to the small key; one sign bootstrap; a modulus switch to 2^10. Nothing here
+//! can decrypt: there is no key in this crate; key generation, encryption and decryption live
+//! in `tabir-device-crypto`, which the server does not depend on.
 
-use crate::ciphertexts::{EncryptedBit, IdentifyResult, Probe, Template};
+use crate::ciphertexts::{EscrowedBit, Probe, ResultLwe, Template};
 use crate::error::{CryptoError, Result};
 use crate::evaluation_keys::EvaluationKeys;
 use crate::fingerprint::KeyFingerprint;
-use crate::params::{DomainConfig, LatticeParams, RESULT_MODULUS_LOG};
+use crate::params::{
+    DomainConfig, LatticeParams, MODULUS_BITS, PROBE_BITS, RESULT_MODULUS_LOG, TEMPLATE_BITS,
+};
 use rayon::prelude::*;
 use std::fmt;
 use tfhe::core_crypto::algorithms::polynomial_algorithms::polynomial_wrapping_monic_monomial_mul_assign;
@@ -51,6 +54,15 @@ pub enum CandidateBits {
     Reveal,
 }
 
+/// The encrypted outcome of an identification, under the whole domain key (escrow form).
+pub struct Identification {
+    /// Does the probe match any template of the gallery?
+    pub any_match: EscrowedBit,
+    /// One bit per template in gallery order, when [`CandidateBits::Reveal`] was asked
+    /// (benchmarks and tests; the server's routes withhold them).
+    pub candidates: Vec<EscrowedBit>,
+}
+
 /// Per-thread working memory for external products and bootstraps.
 struct Scratch {
     fft: Fft,
@@ -90,6 +102,7 @@ impl ServerKeys {
             config,
             bootstrap_key,
             keyswitch_key,
+            public_key: _,
         } = keys;
         config.validate()?;
         let lattice = config.params.lattice();
@@ -140,19 +153,17 @@ impl ServerKeys {
     }
 
     /// 1:1: does the probe match this template? One external product, one keyswitch, one
-    /// bootstrap. Returns the encrypted bit; the server learns nothing.
-    pub fn verify(&self, probe: &Probe, template: &Template) -> Result<EncryptedBit> {
+    /// bootstrap. Returns the encrypted bit under the whole domain key, for escrow; a caller
+    /// receives it only after [`crate::shares::ServerShare::apply`]. The server learns nothing.
+    pub fn verify(&self, probe: &Probe, template: &Template) -> Result<EscrowedBit> {
         probe.check(&self.config, self.fingerprint)?;
         template.check(&self.config, self.fingerprint)?;
         let mut scratch = Scratch::new(&self.lattice);
         let probe = self.prepare_probe(probe, &mut scratch);
-        let glwe = template.glwe.clone().decompress_into_glwe_ciphertext();
+        let glwe = self.template_glwe(template);
         let scores = self.encrypted_scores(&probe, &glwe, 1, &mut scratch);
         let bit = self.decide(&scores[0], &mut scratch);
-        Ok(EncryptedBit {
-            fingerprint: self.fingerprint,
-            lwe: compress_result(&bit),
-        })
+        Ok(self.escrowed(&bit))
     }
 
     /// 1:N: does the probe match any template of the gallery? Templates are packed
@@ -165,7 +176,7 @@ impl ServerKeys {
         gallery: &[Template],
         candidate_bits: CandidateBits,
         max_gallery: usize,
-    ) -> Result<IdentifyResult> {
+    ) -> Result<Identification> {
         if gallery.len() > max_gallery {
             return Err(CryptoError::GalleryTooLarge {
                 got: gallery.len(),
@@ -195,20 +206,20 @@ impl ServerKeys {
         let any_match = self.any_of(&bits);
 
         let candidates = match candidate_bits {
-            CandidateBits::Reveal => bits.iter().map(compress_result).collect(),
+            CandidateBits::Reveal => bits.iter().map(|bit| self.escrowed(bit)).collect(),
             CandidateBits::Withhold => Vec::new(),
         };
-        Ok(IdentifyResult {
-            fingerprint: self.fingerprint,
-            any_match: compress_result(&any_match),
+        Ok(Identification {
+            any_match: self.escrowed(&any_match),
             candidates,
         })
     }
 
     /// The intermediate ciphertexts of one 1:1 decision (after the external product and the
-    /// offset, and after the keyswitch), for the noise measurements in the tests.
-    #[cfg(all(test, feature = "client"))]
-    pub(crate) fn intermediates(
+    /// offset, and after the keyswitch), for the noise measurements of `tabir-device-crypto`'s
+    /// tests. They are what the server computes anyway; without a key they show nothing.
+    #[doc(hidden)]
+    pub fn intermediates(
         &self,
         probe: &Probe,
         template: &Template,
@@ -216,7 +227,7 @@ impl ServerKeys {
         let p = &self.lattice;
         let mut scratch = Scratch::new(p);
         let probe = self.prepare_probe(probe, &mut scratch);
-        let glwe = template.glwe.clone().decompress_into_glwe_ciphertext();
+        let glwe = self.template_glwe(template);
         let score = self
             .encrypted_scores(&probe, &glwe, 1, &mut scratch)
             .remove(0);
@@ -228,7 +239,19 @@ impl ServerKeys {
 
     fn prepare_probe(&self, probe: &Probe, scratch: &mut Scratch) -> FourierGgswCiphertextOwned {
         let p = &self.lattice;
-        let ggsw = probe.ggsw.clone().decompress_into_ggsw_ciphertext();
+        // Coefficients were rounded to their top PROBE_BITS bits: put them back in place.
+        let shift = MODULUS_BITS - PROBE_BITS;
+        let ggsw = GgswCiphertext::from_container(
+            probe
+                .coefficients
+                .iter()
+                .map(|&c| c << shift)
+                .collect::<Vec<u64>>(),
+            p.glwe_size(),
+            p.polynomial_size,
+            p.pbs_base_log,
+            p.ciphertext_modulus,
+        );
         let mut fourier = FourierGgswCiphertext::new(
             p.glwe_size(),
             p.polynomial_size,
@@ -244,6 +267,20 @@ impl ServerKeys {
         fourier
     }
 
+    /// A template's GLWE: its 23-bit coefficients put back at the top of each 64-bit word.
+    fn template_glwe(&self, template: &Template) -> GlweCiphertextOwned<u64> {
+        let shift = MODULUS_BITS - TEMPLATE_BITS;
+        GlweCiphertext::from_container(
+            template
+                .coefficients
+                .iter()
+                .map(|&c| c << shift)
+                .collect::<Vec<u64>>(),
+            self.lattice.polynomial_size,
+            self.lattice.ciphertext_modulus,
+        )
+    }
+
     /// Sum of template j multiplied by X^(j d), for the templates of one chunk.
     fn pack(&self, chunk: &[Template]) -> GlweCiphertextOwned<u64> {
         let p = &self.lattice;
@@ -251,7 +288,7 @@ impl ServerKeys {
         let mut packed =
             GlweCiphertext::new(0u64, p.glwe_size(), p.polynomial_size, p.ciphertext_modulus);
         for (j, template) in chunk.iter().enumerate() {
-            let mut glwe = template.glwe.clone().decompress_into_glwe_ciphertext();
+            let mut glwe = self.template_glwe(template);
             if j > 0 {
                 for mut poly in glwe.as_mut_polynomial_list().iter_mut() {
                     polynomial_wrapping_monic_monomial_mul_assign(&mut poly, MonomialDegree(j * d));
@@ -376,13 +413,33 @@ impl ServerKeys {
     }
 }
 
-/// Scale the internal bit (0 or q/32) to 0 or q/4, modulus-switch to 2^10 and bit-pack it.
-fn compress_result(bit: &LweCiphertextOwned<u64>) -> CompressedModulusSwitchedLweCiphertext<u64> {
-    let mut scaled = bit.clone();
-    lwe_ciphertext_cleartext_mul_assign(&mut scaled, Cleartext(RESULT_SCALE));
-    lwe_ciphertext_modulus_switch::<u64, u64, _>(
-        scaled.as_view(),
-        CiphertextModulusLog(RESULT_MODULUS_LOG),
-    )
-    .compress::<u64>()
+impl ServerKeys {
+    /// Scale the internal bit (0 or q/32) to 0 or q/4 and switch it to modulus 2^10 (each
+    /// coefficient rounded to the nearest multiple of q/2^10): the escrow form.
+    fn escrowed(&self, bit: &LweCiphertextOwned<u64>) -> EscrowedBit {
+        let drop = MODULUS_BITS - RESULT_MODULUS_LOG as u32;
+        let switched = bit
+            .as_ref()
+            .iter()
+            .map(|&c| {
+                let scaled = c.wrapping_mul(RESULT_SCALE);
+                // Round to nearest: add half a step, keep the top bits.
+                (scaled.wrapping_add(1u64 << (drop - 1)) >> drop) as u16
+            })
+            .collect();
+        EscrowedBit {
+            fingerprint: self.fingerprint,
+            lwe: ResultLwe(switched),
+        }
+    }
+}
+
+impl fmt::Debug for Identification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Identification(any_match + {} candidate bits, <ciphertexts>)",
+            self.candidates.len()
+        )
+    }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tfhe::named::Named;
 use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
 use tfhe_versionable::{Unversionize, Versionize};
+use zeroize::Zeroizing;
 
 /// Serialize with tfhe's versioned header. `limit` is the same limit the reader applies, so
 /// anything this side writes the other side accepts.
@@ -19,6 +20,36 @@ pub(crate) fn encode<T: Serialize + Versionize + Named>(value: &T, limit: u64) -
         out.clear();
     }
     out
+}
+
+/// [`encode`] for values that hold secrets: the buffer is sized first (a counting pass), so
+/// no reallocation leaves a copy of the secret in freed memory, and it is wiped on drop.
+pub(crate) fn encode_secret<T: Serialize + Versionize + Named>(
+    value: &T,
+    limit: u64,
+) -> Zeroizing<Vec<u8>> {
+    let mut counter = ByteCounter(0);
+    if safe_serialize(value, &mut counter, limit).is_err() {
+        return Zeroizing::new(Vec::new());
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(counter.0));
+    if safe_serialize(value, &mut *out, limit).is_err() {
+        out.clear();
+    }
+    out
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The parts of tfhe's serialization header we need to tell "wrong type" from "corrupted".
@@ -36,6 +67,16 @@ enum VersioningModeView {
 }
 
 const MAX_HEADER_BYTES: u64 = 512;
+
+/// Names of the blobs of the first version, whose key domains were symmetric: every device
+/// held the domain's whole secret key. This version refuses them with a typed error.
+const LEGACY_SYMMETRIC_NAMES: &[&str] = &[
+    "tabir::Probe",
+    "tabir::Template",
+    "tabir::EncryptedBit",
+    "tabir::IdentifyResult",
+    "tabir::EvaluationKeys",
+];
 
 fn header_name(bytes: &[u8]) -> Option<String> {
     use bincode::Options;
@@ -65,6 +106,9 @@ pub(crate) fn decode<T: DeserializeOwned + Unversionize + Named>(
     }
     match header_name(bytes) {
         Some(name) if name == T::NAME => {}
+        Some(name) if LEGACY_SYMMETRIC_NAMES.contains(&name.as_str()) => {
+            return Err(CryptoError::SymmetricKeyDomain { kind })
+        }
         Some(name) => {
             return Err(CryptoError::WrongType {
                 expected: T::NAME,

@@ -30,6 +30,26 @@ pub enum Action {
     Verify,
     Identify,
     ReadAudit,
+    /// A device reported the decision it read from an escrowed result.
+    ReportDecision,
+    /// An auditor asked for a range of escrowed results, re-shared to its own share.
+    ReshareEscrow,
+}
+
+/// A decision as a device reports it: what it read, not what the server knows (it knows
+/// nothing of the bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedDecision {
+    Match,
+    NoMatch,
+}
+
+/// A range of sequence numbers, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    pub from: u64,
+    pub to: u64,
 }
 
 /// How it ended, as a class: never the match result (the server does not know it) or a score.
@@ -58,6 +78,13 @@ pub struct AuditEvent {
     pub action: Action,
     pub subject: Option<SubjectId>,
     pub outcome: Outcome,
+    /// The entries this one is about: the verification a report answers, or the range an
+    /// auditor asked to re-share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refers_to: Option<SeqRange>,
+    /// The decision a device reported ([`Action::ReportDecision`] only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<ReportedDecision>,
 }
 
 /// One entry of the log as stored and exported.
@@ -184,6 +211,8 @@ mod tests {
             action,
             subject: subject.map(|s| SubjectId::parse(s).unwrap()),
             outcome: Outcome::Done,
+            refers_to: None,
+            reported: None,
         }
     }
 

@@ -49,6 +49,7 @@ error_codes! {
     WrongBlobType = (400, "wrong_blob_type", "the blob holds another kind of object than this route takes"),
     ParameterMismatch = (400, "parameter_mismatch", "the blob does not fit the key domain's parameters"),
     WrongKeyDomain = (409, "wrong_key_domain", "the ciphertext was made under another key domain"),
+    LegacyKeyDomain = (409, "legacy_key_domain", "the key domain is a symmetric one from before key custody shares; create a new key domain and re-enrol"),
     Unauthenticated = (401, "unauthenticated", "the request is not signed by a known, current key"),
     StaleRequest = (401, "stale_request", "the request timestamp is too old or in the future"),
     ReplayedRequest = (401, "replayed_request", "the request nonce was already used"),
@@ -57,9 +58,11 @@ error_codes! {
     UnknownDomain = (404, "unknown_domain", "no key domain with this name is registered"),
     UnknownSubject = (404, "unknown_subject", "no enrolment for this subject in this key domain"),
     UnknownKey = (404, "unknown_key", "no such registered key, or it is already revoked"),
+    UnknownEscrow = (404, "unknown_escrow", "no escrowed result of this key domain has this audit sequence number"),
     MethodNotAllowed = (405, "method_not_allowed", "this route does not take this method"),
     DomainExists = (409, "domain_exists", "a key domain with this name already exists"),
     KeyExists = (409, "key_exists", "this public key is already registered"),
+    AlreadyReported = (409, "already_reported", "a decision was already reported for this result"),
     PayloadTooLarge = (413, "payload_too_large", "the request body is over the limit for this route"),
     Overloaded = (429, "overloaded", "the server is busy; retry after the indicated delay"),
     Internal = (500, "internal", "the server failed to process the request"),
@@ -101,22 +104,6 @@ impl ErrorBody {
     }
 }
 
-impl From<&tabir_crypto::CryptoError> for ErrorCode {
-    fn from(error: &tabir_crypto::CryptoError) -> Self {
-        use tabir_crypto::CryptoError as E;
-        match error {
-            E::Malformed { .. } | E::UnknownParameterSet { .. } => ErrorCode::MalformedBlob,
-            E::WrongType { .. } => ErrorCode::WrongBlobType,
-            E::ShapeMismatch { .. } | E::InvalidConfig { .. } | E::DimensionMismatch { .. } => {
-                ErrorCode::ParameterMismatch
-            }
-            E::WrongKeyDomain { .. } => ErrorCode::WrongKeyDomain,
-            E::TooLarge { .. } | E::GalleryTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            _ => ErrorCode::Internal,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,20 +135,5 @@ mod tests {
         let parsed: ErrorBody = serde_json::from_value(body).unwrap();
         assert_eq!(parsed.code(), Some(ErrorCode::Overloaded));
         assert_eq!(ErrorCode::Overloaded.status(), 429);
-    }
-
-    #[test]
-    fn crypto_errors_map_to_protocol_codes() {
-        let wrong_type = tabir_crypto::CryptoError::WrongType {
-            expected: "tabir::Probe",
-            got: "tabir::Template".into(),
-        };
-        assert_eq!(ErrorCode::from(&wrong_type), ErrorCode::WrongBlobType);
-        let too_large = tabir_crypto::CryptoError::TooLarge {
-            kind: "probe",
-            got: 1 << 20,
-            limit: 1 << 16,
-        };
-        assert_eq!(ErrorCode::from(&too_large).status(), 413);
     }
 }

@@ -20,7 +20,7 @@ pub struct DomainInfo {
 }
 
 /// Registering a device or auditor key for a domain (custodian only).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRegistration {
     /// Human label, e.g. the office and counter.
@@ -28,7 +28,28 @@ pub struct DeviceRegistration {
     /// Ed25519 public key, 64 hex characters.
     pub public_key: String,
     pub role: Role,
+    /// Hex of the share delta S1_ref - S1_j (a `tabir-crypto` share blob): the server derives
+    /// this key's server share from it. Required for devices and auditors. Secret in transit.
+    #[serde(default)]
+    pub share_delta: Option<String>,
 }
+
+impl std::fmt::Debug for DeviceRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRegistration")
+            .field("label", &self.label)
+            .field("public_key", &self.public_key)
+            .field("role", &self.role)
+            .field(
+                "share_delta",
+                &self.share_delta.as_ref().map(|_| "<secret>"),
+            )
+            .finish()
+    }
+}
+
+/// Longest share delta accepted, in hex characters (a 2.6 KiB blob).
+pub const SHARE_DELTA_HEX_MAX: usize = 8 * 1024;
 
 /// A registered key as the registry shows it (never a secret).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +60,54 @@ pub struct DeviceInfo {
     pub domain: String,
     pub registered_at: String,
     pub revoked_at: Option<String>,
+    /// Whether the server holds a decryption share for this key (devices and auditors until
+    /// revoked; the share is deleted at revocation).
+    #[serde(default)]
+    pub holds_share: bool,
+}
+
+/// A device's report of the decision it read (`POST .../decisions/{seq}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionReport {
+    pub decision: crate::audit::ReportedDecision,
+}
+
+/// The answer to a decision report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportReceipt {
+    /// Sequence number of the audit entry that records the report.
+    pub audit_seq: u64,
+}
+
+/// An auditor's request for escrowed results (`POST .../escrow/reshare`), both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshareRequest {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// One escrowed result, re-shared to the asking auditor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResharedResult {
+    /// Sequence number of the verification's or identification's audit entry.
+    pub seq: u64,
+    /// Key id of the device that asked for it.
+    pub actor: String,
+    pub action: crate::audit::Action,
+    /// Hex of the encrypted bit (a `tabir-crypto` blob) that only the auditor's share opens.
+    pub bit: String,
+}
+
+/// The answer to a re-share request: at most [`crate::routes::RESHARE_PAGE_MAX`] results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResharePage {
+    /// The audit entry that records this request.
+    pub audit_seq: u64,
+    pub results: Vec<ResharedResult>,
+    /// Ask again from here for the rest of the range; None when the range is done.
+    pub next_from: Option<u64>,
 }
 
 /// The answer to an enrolment (`PUT .../subjects/{subject}`).
@@ -84,8 +153,23 @@ pub struct CustodianBootstrap {
 }
 
 impl DeviceRegistration {
-    /// Checks that the public key is 64 hex characters and the label is short and printable.
+    /// Checks that the public key is 64 hex characters, the label is short and printable, and
+    /// that devices and auditors come with a share delta of plausible size.
     pub fn validate(&self) -> Result<(), &'static str> {
+        match (&self.role, &self.share_delta) {
+            (Role::Custodian, Some(_)) => return Err("a custodian key takes no share delta"),
+            (Role::Device | Role::Auditor, None) => {
+                return Err("devices and auditors need a share_delta")
+            }
+            (_, Some(delta))
+                if delta.len() > SHARE_DELTA_HEX_MAX
+                    || !delta.len().is_multiple_of(2)
+                    || !delta.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                return Err("share_delta must be hex of at most 8 KiB")
+            }
+            _ => {}
+        }
         if self.public_key.len() != 64 || !self.public_key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("public_key must be 64 hex characters (an Ed25519 public key)");
         }
@@ -109,6 +193,7 @@ mod tests {
             label: "Kantor Desa Sukamaju, loket 1".into(),
             public_key: "ab".repeat(32),
             role: Role::Device,
+            share_delta: Some("00ff".into()),
         };
         assert!(ok.validate().is_ok());
         assert!(DeviceRegistration {
@@ -123,6 +208,20 @@ mod tests {
         }
         .validate()
         .is_err());
+        assert!(DeviceRegistration {
+            share_delta: None,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(DeviceRegistration {
+            share_delta: Some("xyz".into()),
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        let shown = format!("{ok:?}");
+        assert!(!shown.contains("00ff"), "{shown}");
         let json = r#"{"label":"x","public_key":"00","role":"device","admin":true}"#;
         assert!(serde_json::from_str::<DeviceRegistration>(json).is_err());
         let role: Role = serde_json::from_str("\"custodian\"").unwrap();

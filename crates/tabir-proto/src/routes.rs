@@ -1,9 +1,6 @@
-//! Routes of protocol version 1, the role allowed on each, and the body limit of each.
-//! Ciphertexts and keys travel as the raw blobs of `tabir-crypto` (`application/octet-stream`);
-//! metadata and errors as JSON.
-
-use tabir_crypto::ciphertexts::{PROBE_LIMIT, TEMPLATE_LIMIT};
-use tabir_crypto::evaluation_keys::EVALUATION_KEYS_LIMIT;
+//! Routes of protocol version 1 and the role allowed on each. Ciphertexts and keys travel as
+//! the raw blobs of `tabir-crypto` (`application/octet-stream`); metadata and errors as JSON.
+//! The body limit of each blob route is the blob's own size limit, applied by the server.
 
 pub const API_PREFIX: &str = "/v1";
 pub const CONTENT_TYPE_BLOB: &str = "application/octet-stream";
@@ -22,17 +19,13 @@ pub enum Role {
     Custodian,
 }
 
-/// Body limits (bytes). A probe is tens of KiB; only key registration is tens of MiB.
+/// Body limit of the JSON routes (bytes). A device registration carries a share delta
+/// (2.5 KiB, 5 KiB as hex).
 pub const LIMIT_JSON: u64 = 16 * 1024;
-pub const LIMIT_PROBE: u64 = PROBE_LIMIT;
-pub const LIMIT_TEMPLATE: u64 = TEMPLATE_LIMIT;
-pub const LIMIT_EVALUATION_KEYS: u64 = EVALUATION_KEYS_LIMIT;
 
-// The limits leave room for honest blobs (probe 33,010 B, template 16,605 B, keys 28.75 MiB)
-// and not much more; checked when this crate compiles.
-const _: () = assert!(LIMIT_PROBE >= 33 * 1024 && LIMIT_PROBE <= 64 * 1024);
-const _: () = assert!(LIMIT_TEMPLATE >= 17 * 1024 && LIMIT_TEMPLATE <= 32 * 1024);
-const _: () = assert!(LIMIT_EVALUATION_KEYS >= 29 * 1024 * 1024);
+/// Response header of a verification or identification: the sequence number of the audit
+/// entry that escrows its result, which the device's decision report refers to.
+pub const HEADER_AUDIT_SEQ: &str = "tabir-audit-seq";
 
 /// `POST`: the one-time custodian bootstrap (bearer token, not a signature).
 pub const BOOTSTRAP: &str = "/v1/bootstrap";
@@ -76,6 +69,21 @@ pub fn devices(domain: &str) -> String {
 pub fn device(domain: &str, key_id: &str) -> String {
     format!("{API_PREFIX}/domains/{domain}/devices/{key_id}")
 }
+
+/// `POST` a [`crate::messages::DecisionReport`]: the decision the device read from the result
+/// escrowed with audit entry `seq`.
+pub fn decision_report(domain: &str, seq: u64) -> String {
+    format!("{API_PREFIX}/domains/{domain}/decisions/{seq}")
+}
+
+/// `POST` a [`crate::messages::ReshareRequest`] (auditor): the escrowed results of a range of
+/// the log, re-shared to the auditor's share.
+pub fn escrow_reshare(domain: &str) -> String {
+    format!("{API_PREFIX}/domains/{domain}/escrow/reshare")
+}
+
+/// Most escrowed results one re-share answer carries.
+pub const RESHARE_PAGE_MAX: usize = 256;
 
 /// `GET` a page of the audit log after sequence number `after`.
 pub fn audit_page(after: u64, limit: usize) -> String {

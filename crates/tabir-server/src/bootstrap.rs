@@ -79,7 +79,7 @@ pub fn load_or_create_server_key(path: &Path) -> Result<ServerKeyFile, StartErro
 }
 
 /// Write a secret file readable by its owner only, atomically.
-fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -123,9 +123,14 @@ pub async fn prepare_custodian(
         let event =
             Act::new(Action::BootstrapCustodian, None).event(&server_caller(), Outcome::Done);
         on_store(state, move |state| {
-            state
-                .store
-                .commit(Change::PutKey(record), event, &state.server_key)
+            state.store.commit(
+                Change::PutKey {
+                    record,
+                    sealed_share: None,
+                },
+                event,
+                &state.server_key,
+            )
         })
         .await?;
         return Ok(None);
@@ -174,6 +179,7 @@ fn custodian_record(public_key: &str, label: &str) -> Result<KeyRecord, &'static
         label: label.to_owned(),
         registered_at: crate::time::rfc3339_now(),
         revoked_at: None,
+        holds_share: false,
     })
 }
 
@@ -195,6 +201,7 @@ pub async fn redeem(
         label: request.label,
         public_key: request.public_key,
         role: Role::Custodian,
+        share_delta: None,
     };
     registration
         .validate()
@@ -209,7 +216,10 @@ pub async fn redeem(
     };
     state
         .commit(
-            Change::PutKey(record.clone()),
+            Change::PutKey {
+                record: record.clone(),
+                sealed_share: None,
+            },
             act.event(&caller, Outcome::Done),
         )
         .await?;

@@ -58,10 +58,17 @@ impl DomainCache {
                 })
                 .await
                 .map_err(|_| ApiError::new(ErrorCode::Internal))?
-                .map_err(|e| {
-                    // The store held keys the server itself accepted: this is corruption.
-                    tracing::error!(error = %e, "stored evaluation keys do not load");
-                    ApiError::new(ErrorCode::Internal)
+                .map_err(|e| match e {
+                    // A domain registered by the first, symmetric version: refused, with the
+                    // way forward in the error's message.
+                    tabir_crypto::CryptoError::SymmetricKeyDomain { .. } => {
+                        ApiError::new(ErrorCode::LegacyKeyDomain)
+                    }
+                    _ => {
+                        // The store held keys the server itself accepted: this is corruption.
+                        tracing::error!(error = %e, "stored evaluation keys do not load");
+                        ApiError::new(ErrorCode::Internal)
+                    }
                 })?;
                 Ok::<_, ApiError>(Arc::new(prepared))
             })

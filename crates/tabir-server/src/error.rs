@@ -29,9 +29,23 @@ impl From<ErrorCode> for ApiError {
     }
 }
 
+/// How a decoding or evaluation error of the crypto core answers a caller.
 impl From<&tabir_crypto::CryptoError> for ApiError {
     fn from(error: &tabir_crypto::CryptoError) -> Self {
-        Self::new(ErrorCode::from(error))
+        use tabir_crypto::CryptoError as E;
+        let code = match error {
+            E::Malformed { .. } | E::UnknownParameterSet { .. } => ErrorCode::MalformedBlob,
+            E::WrongType { .. } => ErrorCode::WrongBlobType,
+            E::ShapeMismatch { .. }
+            | E::InvalidConfig { .. }
+            | E::DimensionMismatch { .. }
+            | E::InvalidShare { .. } => ErrorCode::ParameterMismatch,
+            E::WrongKeyDomain { .. } => ErrorCode::WrongKeyDomain,
+            E::SymmetricKeyDomain { .. } => ErrorCode::LegacyKeyDomain,
+            E::TooLarge { .. } | E::GalleryTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            _ => ErrorCode::Internal,
+        };
+        Self::new(code)
     }
 }
 
@@ -49,6 +63,8 @@ impl From<StoreError> for ApiError {
             StoreError::KeyExists => ErrorCode::KeyExists,
             StoreError::UnknownKey => ErrorCode::UnknownKey,
             StoreError::UnknownSubject => ErrorCode::UnknownSubject,
+            StoreError::UnknownEscrow => ErrorCode::UnknownEscrow,
+            StoreError::AlreadyReported => ErrorCode::AlreadyReported,
             _ => {
                 // Store errors carry no request data (ciphertexts are opaque bytes to it).
                 tracing::error!(error = %error, "storage failed");
@@ -70,5 +86,27 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crypto_errors_map_to_protocol_codes() {
+        let wrong_type = tabir_crypto::CryptoError::WrongType {
+            expected: "tabir::Probe/2",
+            got: "tabir::Template/2".into(),
+        };
+        assert_eq!(ApiError::from(&wrong_type).code, ErrorCode::WrongBlobType);
+        let too_large = tabir_crypto::CryptoError::TooLarge {
+            kind: "probe",
+            got: 1 << 20,
+            limit: 1 << 16,
+        };
+        assert_eq!(ApiError::from(&too_large).code.status(), 413);
+        let legacy = tabir_crypto::CryptoError::SymmetricKeyDomain { kind: "template" };
+        assert_eq!(ApiError::from(&legacy).code, ErrorCode::LegacyKeyDomain);
     }
 }

@@ -2,26 +2,32 @@
 //!
 //! The verification server: it stores encrypted templates per (key domain, subject), evaluates
 //! encrypted matches and returns encrypted bits, and keeps the hash-chained, signed audit log.
-//! It holds evaluation keys only. It depends on `tabir-crypto` without its `client` feature,
-//! so key generation, encryption and decryption are not in its build at all, and it does not
-//! depend on the face pipeline.
+//! It holds evaluation keys and, sealed under its master key, the server's half of each
+//! device's decryption share: it applies that half to every result it returns, so only the
+//! asking device can open it, and keeps every result in escrow for auditors. It depends on
+//! neither `tabir-device-crypto` (key generation, encryption, decryption) nor the face
+//! pipeline: the `tabir-server` binary cannot decrypt (checked by tests/blind.rs).
 //!
 //! Routes, bodies, statuses and error codes: docs/protocol.md. Running it: docs/operations.md.
 
 #![forbid(unsafe_code)]
 
 mod api;
+use api::registry;
 mod auth;
 mod bootstrap;
 mod domains;
 mod error;
 mod metrics;
 mod pool;
+mod shares;
 mod state;
 mod time;
+mod vault;
 
 pub use bootstrap::{load_or_create_server_key, ServerKeyFile, SERVER_KEY_FILE};
 pub use state::ServerConfig;
+pub use vault::{MasterKey, MASTER_KEY_ENV};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +49,10 @@ pub enum StartError {
     Store(#[from] tabir_store::StoreError),
     #[error("server key file {path}: {reason}")]
     ServerKey { path: PathBuf, reason: String },
+    #[error("master key file {path}: {reason}")]
+    MasterKey { path: PathBuf, reason: String },
+    #[error("the master key does not open the stored shares: {0}")]
+    WrongMasterKey(String),
     #[error("start-up failed: {0}")]
     Startup(String),
     #[error("custodian key: {0}")]
@@ -57,6 +67,8 @@ pub enum StartError {
 pub struct Startup {
     pub store: Arc<dyn Store>,
     pub server_key: ServerKeyFile,
+    /// Seals the server's decryption shares at rest; kept outside the database.
+    pub master_key: MasterKey,
     pub config: ServerConfig,
     /// A custodian public key (hex) to register at start instead of the bootstrap token.
     pub custodian_key: Option<String>,
@@ -113,6 +125,7 @@ pub async fn start(
     let Startup {
         store,
         server_key,
+        master_key,
         config,
         custodian_key,
         tls,
@@ -120,7 +133,8 @@ pub async fn start(
     let address = listener.local_addr().map_err(StartError::Listen)?;
     listener.set_nonblocking(true).map_err(StartError::Listen)?;
 
-    let state = state::AppState::new(store, server_key, config);
+    let state = state::AppState::new(store, server_key, master_key, config);
+    registry::check_master_key(&state).await?;
     let bootstrap_token = bootstrap::prepare_custodian(&state, custodian_key).await?;
     let app = api::router(Arc::clone(&state));
 

@@ -7,8 +7,11 @@ use crate::domains::DomainCache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pool::FhePool;
+use crate::vault::MasterKey;
 use std::sync::Arc;
-use tabir_proto::audit::{self, Action, AuditEntry, AuditEvent, Outcome};
+use tabir_proto::audit::{
+    self, Action, AuditEntry, AuditEvent, Outcome, ReportedDecision, SeqRange,
+};
 use tabir_proto::{ErrorCode, SubjectId};
 use tabir_store::{AuditSealer, Change, Store, StoreError};
 
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub server_key: ServerKeyFile,
+    pub master_key: MasterKey,
     pub domains: DomainCache,
     pub pool: FhePool,
     pub metrics: Metrics,
@@ -60,6 +64,8 @@ pub struct Act {
     pub domain: Option<String>,
     pub key_fingerprint: Option<String>,
     pub subject: Option<SubjectId>,
+    pub refers_to: Option<SeqRange>,
+    pub reported: Option<ReportedDecision>,
 }
 
 impl Act {
@@ -69,6 +75,8 @@ impl Act {
             domain: domain.map(str::to_owned),
             key_fingerprint: None,
             subject: None,
+            refers_to: None,
+            reported: None,
         }
     }
 
@@ -82,6 +90,8 @@ impl Act {
             action: self.action,
             subject: self.subject.clone(),
             outcome,
+            refers_to: self.refers_to,
+            reported: self.reported,
         }
     }
 }
@@ -90,11 +100,13 @@ impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         server_key: ServerKeyFile,
+        master_key: MasterKey,
         config: ServerConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             server_key,
+            master_key,
             domains: DomainCache::default(),
             pool: FhePool::new(
                 config.fhe_workers,

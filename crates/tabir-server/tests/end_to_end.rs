@@ -1,8 +1,9 @@
 //! The real server on loopback, driven as a device, a custodian and an auditor would: register
-//! a domain and a device, enrol, verify a genuine-like and an impostor-like probe (encrypted
-//! here with tabir-crypto), identify, delete; on SQLite and, where configured, PostgreSQL.
-//! Every answer is also checked for what must never leave the server: templates, probes,
-//! scores.
+//! a domain (with the server's reference share) and a device (with its share delta), enrol,
+//! verify a genuine-like and an impostor-like probe (encrypted here with the public key only),
+//! open the answers with the device's own share and report them, identify, delete; on SQLite
+//! and, where configured, PostgreSQL. Every answer is also checked for what must never leave
+//! the server: templates, probes, scores, escrowed (unshared) results.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,11 +14,13 @@ use rand_chacha::ChaCha20Rng;
 use reqwest::Method;
 use std::sync::Arc;
 use support::*;
-use tabir_crypto::ciphertexts::{EncryptedBit, IdentifyResult, Probe, Template};
-use tabir_crypto::client::Decision;
-use tabir_crypto::quantize::{random_unit_vector, vector_at_cosine};
-use tabir_proto::audit::{self, Action, Outcome};
-use tabir_proto::messages::{AuditPage, DomainInfo, EnrolmentReceipt, ServerInfo};
+use tabir_crypto::ciphertexts::{EncryptedBit, EscrowedBit, Probe, Template};
+use tabir_crypto::Decision;
+use tabir_device_crypto::quantize::{random_unit_vector, vector_at_cosine};
+use tabir_proto::audit::{self, Action, Outcome, ReportedDecision};
+use tabir_proto::messages::{
+    AuditPage, DecisionReport, DomainInfo, EnrolmentReceipt, ReportReceipt, ServerInfo,
+};
 use tabir_proto::{routes, Role};
 use tabir_server::ServerConfig;
 use tabir_store::Store;
@@ -46,8 +49,8 @@ fn end_to_end_on_postgres() {
     runtime().block_on(end_to_end(store));
 }
 
-/// Everything a response may carry: an encrypted bit, an encrypted identification result,
-/// or JSON without any field that could hold a template, a probe or a score.
+/// Everything a response may carry: an encrypted bit (with the caller's share applied), or
+/// JSON without any field that could hold a template, a probe or a score.
 fn assert_blind(answer: &Answer) {
     let content_type = answer
         .headers
@@ -55,14 +58,13 @@ fn assert_blind(answer: &Answer) {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let keys = keys();
-    let config = keys.client.config();
-    let fingerprint = keys.client.fingerprint();
+    let (config, fingerprint) = (&keys.config, keys.fingerprint);
     if content_type == routes::CONTENT_TYPE_BLOB {
         assert!(
-            EncryptedBit::from_bytes(&answer.body, config, fingerprint).is_ok()
-                || IdentifyResult::from_bytes(&answer.body, config, fingerprint, 0).is_ok(),
-            "a binary answer that is neither an encrypted bit nor an identification result"
+            EncryptedBit::from_bytes(&answer.body, config, fingerprint).is_ok(),
+            "a binary answer that is not an encrypted bit"
         );
+        assert!(EscrowedBit::from_bytes(&answer.body, config, fingerprint).is_err());
         assert!(Template::from_bytes(&answer.body, config, fingerprint).is_err());
         assert!(Probe::from_bytes(&answer.body, config, fingerprint).is_err());
     } else if content_type.starts_with("application/json") {
@@ -71,6 +73,18 @@ fn assert_blind(answer: &Answer) {
     } else {
         assert!(content_type.starts_with("text/plain"), "{content_type}");
     }
+}
+
+/// The audit entry that escrows an answer's result.
+fn escrow_seq(answer: &Answer) -> u64 {
+    answer
+        .headers
+        .get(routes::HEADER_AUDIT_SEQ)
+        .expect("a verification answer names its audit entry")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn assert_no_forbidden_fields(value: &serde_json::Value) {
@@ -111,18 +125,20 @@ async fn end_to_end(store: Arc<dyn Store>) {
             &harness.custodian,
             Method::PUT,
             &routes::domain(DOMAIN),
-            keys.evaluation.clone(),
+            keys.registration.clone(),
         )
         .await
         .expect(201);
     let info: DomainInfo = answer.json();
-    assert_eq!(info.fingerprint, keys.client.fingerprint().to_hex());
+    assert_eq!(info.fingerprint, keys.fingerprint.to_hex());
     assert_eq!(info.dim, DIM);
     seen.push(answer);
 
     let device = signing_key(10);
     let auditor = signing_key(11);
-    harness.register(&device, DOMAIN, Role::Device).await;
+    let (_, device_share) = harness
+        .register_with_share(&device, DOMAIN, Role::Device)
+        .await;
     harness.register(&auditor, DOMAIN, Role::Auditor).await;
 
     // Device: enrol two people.
@@ -130,7 +146,7 @@ async fn end_to_end(store: Arc<dyn Store>) {
     let alice = random_unit_vector(&mut rng, DIM as usize);
     let budi = random_unit_vector(&mut rng, DIM as usize);
     for (nik, embedding) in [(ALICE, &alice), (BUDI, &budi)] {
-        let template = keys.client.encrypt_template(embedding).unwrap().to_bytes();
+        let template = keys.template(embedding);
         let answer = http
             .send(
                 &device,
@@ -145,7 +161,7 @@ async fn end_to_end(store: Arc<dyn Store>) {
         seen.push(answer);
     }
     // Re-enrolling replaces (200), and the gallery keeps one template per person.
-    let template = keys.client.encrypt_template(&alice).unwrap().to_bytes();
+    let template = keys.template(&alice);
     let answer = http
         .send(
             &device,
@@ -159,54 +175,65 @@ async fn end_to_end(store: Arc<dyn Store>) {
     assert_eq!(blocking(|| store.templates(DOMAIN)).unwrap().len(), 2);
 
     // 1:1: a genuine-like probe (cosine 0.8) matches, an impostor-like one (0.1) does not.
+    // The device opens each answer with its own share and reports what it read.
+    let report = |seq: u64, decision: Decision| {
+        let body = serde_json::to_vec(&DecisionReport {
+            decision: match decision {
+                Decision::Match => ReportedDecision::Match,
+                Decision::NoMatch => ReportedDecision::NoMatch,
+            },
+        })
+        .unwrap();
+        (routes::decision_report(DOMAIN, seq), body)
+    };
     for (cosine, expected) in [(0.8f32, Decision::Match), (0.1, Decision::NoMatch)] {
         let probe_vector = vector_at_cosine(&mut rng, &alice, cosine);
-        let probe = keys.client.encrypt_probe(&probe_vector).unwrap().to_bytes();
         let answer = http
             .send(
                 &device,
                 Method::POST,
                 &routes::verification(DOMAIN, ALICE),
-                probe,
+                keys.probe(&probe_vector),
             )
             .await
             .expect(200);
-        let bit = EncryptedBit::from_bytes(
-            &answer.body,
-            keys.client.config(),
-            keys.client.fingerprint(),
-        )
-        .unwrap();
+        let decision = keys.open(&device_share, &answer.body);
+        assert_eq!(decision, expected, "cosine {cosine}");
+        let seq = escrow_seq(&answer);
+        let escrowed = blocking(|| store.escrow_page(DOMAIN, seq, seq, 1)).unwrap();
         assert_eq!(
-            keys.client.decrypt(&bit).unwrap(),
-            expected,
-            "cosine {cosine}"
+            escrowed.len(),
+            1,
+            "the result is escrowed with its audit entry"
         );
+        let (path, body) = report(seq, decision);
+        let receipt: ReportReceipt = http
+            .send(&device, Method::POST, &path, body)
+            .await
+            .expect(201)
+            .json();
+        assert!(receipt.audit_seq > seq);
         seen.push(answer);
     }
 
     // 1:N: Budi's second photo matches someone in the gallery; a stranger matches no one.
     for (anchor, cosine, expected) in [(&budi, 0.8f32, true), (&alice, 0.0, false)] {
         let probe_vector = vector_at_cosine(&mut rng, anchor, cosine);
-        let probe = keys.client.encrypt_probe(&probe_vector).unwrap().to_bytes();
         let answer = http
             .send(
                 &device,
                 Method::POST,
                 &routes::identification(DOMAIN),
-                probe,
+                keys.probe(&probe_vector),
             )
             .await
             .expect(200);
-        let result = IdentifyResult::from_bytes(
-            &answer.body,
-            keys.client.config(),
-            keys.client.fingerprint(),
-            0,
-        )
-        .unwrap();
-        let decision = keys.client.decrypt_identify(&result).unwrap();
-        assert_eq!(decision.any_match.is_match(), expected);
+        let decision = keys.open(&device_share, &answer.body);
+        assert_eq!(decision.is_match(), expected);
+        let (path, body) = report(escrow_seq(&answer), decision);
+        http.send(&device, Method::POST, &path, body)
+            .await
+            .expect(201);
         seen.push(answer);
     }
 
@@ -225,7 +252,7 @@ async fn end_to_end(store: Arc<dyn Store>) {
     assert!(blocking(|| store.template(DOMAIN, &alice_id))
         .unwrap()
         .is_none());
-    let probe = keys.client.encrypt_probe(&alice).unwrap().to_bytes();
+    let probe = keys.probe(&alice);
     http.send(
         &device,
         Method::POST,
@@ -277,6 +304,7 @@ async fn end_to_end(store: Arc<dyn Store>) {
         Action::ReplaceEnrolment,
         Action::Verify,
         Action::Identify,
+        Action::ReportDecision,
         Action::DeleteEnrolment,
         Action::ReadAudit,
     ] {

@@ -12,9 +12,8 @@ use reqwest::Method;
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
-use tabir_crypto::ciphertexts::EncryptedBit;
-use tabir_crypto::client::Decision;
-use tabir_crypto::quantize::{random_unit_vector, vector_at_cosine};
+use tabir_crypto::Decision;
+use tabir_device_crypto::quantize::{random_unit_vector, vector_at_cosine};
 use tabir_proto::{routes, Role};
 use tabir_server::ServerConfig;
 
@@ -44,7 +43,9 @@ fn overload_answers_429_never_500_and_accepted_bits_are_right() {
         let harness = Harness::start(Arc::clone(&store), small_pool()).await;
         harness.register_domain().await;
         let device = signing_key(30);
-        harness.register(&device, DOMAIN, Role::Device).await;
+        let (_, share) = harness
+            .register_with_share(&device, DOMAIN, Role::Device)
+            .await;
         let keys = keys();
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let enrolled = random_unit_vector(&mut rng, DIM as usize);
@@ -54,7 +55,7 @@ fn overload_answers_429_never_500_and_accepted_bits_are_right() {
                 &device,
                 Method::PUT,
                 &routes::enrolment(DOMAIN, NIK),
-                keys.client.encrypt_template(&enrolled).unwrap().to_bytes(),
+                keys.template(&enrolled),
             )
             .await
             .expect(201);
@@ -64,7 +65,7 @@ fn overload_answers_429_never_500_and_accepted_bits_are_right() {
         for i in 0..16 {
             let genuine = i % 2 == 0;
             let vector = vector_at_cosine(&mut rng, &enrolled, if genuine { 0.8 } else { 0.05 });
-            let probe = keys.client.encrypt_probe(&vector).unwrap().to_bytes();
+            let probe = keys.probe(&vector);
             let http = harness.http.clone();
             let device = device.clone();
             requests.push(tokio::spawn(async move {
@@ -84,18 +85,12 @@ fn overload_answers_429_never_500_and_accepted_bits_are_right() {
             let (genuine, answer) = request.await.unwrap();
             match answer.status.as_u16() {
                 200 => {
-                    let bit = EncryptedBit::from_bytes(
-                        &answer.body,
-                        keys.client.config(),
-                        keys.client.fingerprint(),
-                    )
-                    .unwrap();
                     let expected = if genuine {
                         Decision::Match
                     } else {
                         Decision::NoMatch
                     };
-                    assert_eq!(keys.client.decrypt(&bit).unwrap(), expected);
+                    assert_eq!(keys.open(&share, &answer.body), expected);
                     accepted += 1;
                 }
                 429 => {
@@ -137,13 +132,11 @@ fn graceful_shutdown_finishes_in_flight_requests() {
                 &device,
                 Method::PUT,
                 &routes::enrolment(DOMAIN, NIK),
-                keys.client.encrypt_template(&enrolled).unwrap().to_bytes(),
+                keys.template(&enrolled),
             )
             .await
             .expect(201);
-        let probes: Vec<Vec<u8>> = (0..4)
-            .map(|_| keys.client.encrypt_probe(&enrolled).unwrap().to_bytes())
-            .collect();
+        let probes: Vec<Vec<u8>> = (0..4).map(|_| keys.probe(&enrolled)).collect();
         let in_flight: Vec<_> = probes
             .into_iter()
             .map(|probe| {

@@ -22,11 +22,7 @@ fn template() -> Vec<u8> {
         v[0] = 1.0;
         v
     };
-    keys()
-        .client
-        .encrypt_template(&embedding)
-        .unwrap()
-        .to_bytes()
+    keys().template(&embedding)
 }
 
 fn unit_vector(axis: usize) -> Vec<f32> {
@@ -35,8 +31,9 @@ fn unit_vector(axis: usize) -> Vec<f32> {
     v
 }
 
-/// A second server on the same store (a replica, or the same server after a restart).
-async fn start_replica(store: Arc<dyn Store>) -> Http {
+/// A second server on the same store (a replica, or the same server after a restart), with
+/// the same master key.
+async fn start_replica(store: Arc<dyn Store>, master_key_hex: &str) -> Http {
     let data = tempfile::tempdir().unwrap();
     let server_key =
         tabir_server::load_or_create_server_key(&data.path().join("server.key")).unwrap();
@@ -44,6 +41,7 @@ async fn start_replica(store: Arc<dyn Store>) -> Http {
         tabir_server::Startup {
             store,
             server_key,
+            master_key: tabir_server::MasterKey::from_hex(master_key_hex).unwrap(),
             config: ServerConfig::default(),
             custodian_key: None,
             tls: None,
@@ -143,7 +141,7 @@ async fn refusals(store: Arc<dyn Store>) {
         &device,
         Method::PUT,
         &routes::domain("another"),
-        keys().evaluation.clone(),
+        keys().registration.clone(),
     )
     .await
     .refused(403, "forbidden");
@@ -164,7 +162,7 @@ async fn refusals(store: Arc<dyn Store>) {
         &device,
         Method::PUT,
         &enrol_path,
-        vec![0u8; routes::LIMIT_TEMPLATE as usize + 1],
+        vec![0u8; tabir_crypto::ciphertexts::TEMPLATE_LIMIT as usize + 1],
     )
     .await
     .refused(413, "payload_too_large");
@@ -196,15 +194,7 @@ async fn refusals(store: Arc<dyn Store>) {
     .await
     .refused(400, "wrong_blob_type");
     // A template made under another key domain (another fingerprint).
-    let foreign = other_keys()
-        .client
-        .encrypt_template(&{
-            let mut v = vec![0.0f32; DIM as usize];
-            v[2] = 1.0;
-            v
-        })
-        .unwrap()
-        .to_bytes();
+    let foreign = other_keys().template(&unit_vector(2));
     http.send(&device, Method::PUT, &enrol_path, foreign)
         .await
         .refused(409, "wrong_key_domain");
@@ -256,13 +246,9 @@ async fn refusals(store: Arc<dyn Store>) {
 
     // The same request replayed at another replica (a second server on the same store, as
     // after a restart) is refused too: nonces live in the store.
-    let replica = start_replica(Arc::clone(&store)).await;
+    let replica = start_replica(Arc::clone(&store), &harness.master_key_hex).await;
     let verification = routes::verification(DOMAIN, NIK);
-    let probe = keys()
-        .client
-        .encrypt_probe(&unit_vector(3))
-        .unwrap()
-        .to_bytes();
+    let probe = keys().probe(&unit_vector(3));
     let once = Signing {
         nonce: Some(fresh_nonce()),
         timestamp: Some(now()),
@@ -288,6 +274,11 @@ async fn refusals(store: Arc<dyn Store>) {
         .expect(200)
         .json();
     assert!(revoked.revoked_at.is_some());
+    assert!(
+        !revoked.holds_share,
+        "revocation deletes the server's share"
+    );
+    assert_eq!(blocking(|| store.key_share(&device_id)).unwrap(), None);
     http.send(&device, Method::DELETE, &enrol_path, Vec::new())
         .await
         .refused(401, "unauthenticated");
@@ -297,12 +288,13 @@ async fn refusals(store: Arc<dyn Store>) {
     let key = blocking(|| store.key(&device_id)).unwrap().unwrap();
     assert!(key.revoked_at.is_some());
 
-    // Custodian-side refusals: a duplicate domain, a bad domain name, malformed keys.
+    // Custodian-side refusals: a duplicate domain, a bad domain name, malformed keys, keys
+    // without the server's share, a device without a share delta or with a garbled one.
     http.send(
         &harness.custodian,
         Method::PUT,
         &routes::domain(DOMAIN),
-        keys().evaluation.clone(),
+        keys().registration.clone(),
     )
     .await
     .refused(409, "domain_exists");
@@ -310,10 +302,51 @@ async fn refusals(store: Arc<dyn Store>) {
         &harness.custodian,
         Method::PUT,
         &routes::domain("Bad_Name"),
-        keys().evaluation.clone(),
+        keys().registration.clone(),
     )
     .await
     .refused(400, "bad_request");
+    http.send(
+        &harness.custodian,
+        Method::PUT,
+        &routes::domain("keys-only"),
+        keys().evaluation.clone(),
+    )
+    .await
+    .refused(400, "wrong_blob_type");
+    for delta in [None, Some("00ff".to_owned())] {
+        let registration = tabir_proto::messages::DeviceRegistration {
+            label: "no share".into(),
+            public_key: tabir_proto::hex::encode(signing_key(77).verifying_key().as_bytes()),
+            role: Role::Device,
+            share_delta: delta,
+        };
+        let answer = http
+            .send(
+                &harness.custodian,
+                Method::POST,
+                &routes::devices(DOMAIN),
+                serde_json::to_vec(&registration).unwrap(),
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 400, "{}", answer.code());
+    }
+    // A share delta of the other domain does not fit this one.
+    let (_, foreign_delta) = other_keys().issue();
+    let registration = tabir_proto::messages::DeviceRegistration {
+        label: "foreign share".into(),
+        public_key: tabir_proto::hex::encode(signing_key(78).verifying_key().as_bytes()),
+        role: Role::Device,
+        share_delta: Some(tabir_proto::hex::encode(&foreign_delta.to_bytes())),
+    };
+    http.send(
+        &harness.custodian,
+        Method::POST,
+        &routes::devices(DOMAIN),
+        serde_json::to_vec(&registration).unwrap(),
+    )
+    .await
+    .refused(409, "wrong_key_domain");
     http.send(
         &harness.custodian,
         Method::PUT,

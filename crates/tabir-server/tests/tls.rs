@@ -29,6 +29,7 @@ fn serves_https_with_the_given_certificate() {
                 Startup {
                     store: Arc::clone(&store),
                     server_key,
+                    master_key: tabir_server::MasterKey::generate(),
                     config: ServerConfig::default(),
                     custodian_key: None,
                     tls: Some(TlsFiles {

@@ -13,7 +13,7 @@
 pub mod postgres;
 pub mod sqlite;
 
-use tabir_proto::audit::{AuditEntry, AuditEvent};
+use tabir_proto::audit::{Action, AuditEntry, AuditEvent, ReportedDecision};
 use tabir_proto::routes::Role;
 use tabir_proto::SubjectId;
 
@@ -45,19 +45,62 @@ pub struct KeyRecord {
     pub label: String,
     pub registered_at: String,
     pub revoked_at: Option<String>,
+    /// Whether a decryption share is stored for this key (read only; set by `PutKey`).
+    pub holds_share: bool,
+}
+
+/// A result kept in escrow with the audit entry of the verification or identification that
+/// produced it, and the decision its device reported, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EscrowRecord {
+    /// The audit entry's sequence number.
+    pub seq: u64,
+    pub domain: String,
+    /// The device that asked.
+    pub key_id: String,
+    pub action: Action,
+    /// The escrowed bit (a `tabir-crypto` blob, under the whole domain key).
+    pub result: Vec<u8>,
+    /// The report's audit entry and the decision it states.
+    pub report: Option<(u64, ReportedDecision)>,
 }
 
 /// A change to the stored state, applied atomically with its audit entry.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Change {
-    /// Nothing but the audit entry (verifications, identifications, refusals).
+    /// Nothing but the audit entry (refusals, audit reads).
     None,
-    PutDomain(DomainRecord),
-    PutKey(KeyRecord),
+    /// A new domain with its reference server share, sealed by the server (opaque here).
+    PutDomain {
+        record: DomainRecord,
+        sealed_server_share: Vec<u8>,
+    },
+    /// A new key; devices and auditors come with their server share, sealed by the server.
+    PutKey {
+        record: KeyRecord,
+        sealed_share: Option<Vec<u8>>,
+    },
+    /// Revocation: the key is refused from now on and its server share is deleted.
     RevokeKey {
         key_id: String,
         at: String,
+    },
+    /// Keep a verification's or identification's result in escrow under the sequence number
+    /// of the audit entry committed with it.
+    Escrow {
+        domain: String,
+        key_id: String,
+        action: Action,
+        result: Vec<u8>,
+    },
+    /// Record a device's report of the decision it read from escrowed result `seq`. Only the
+    /// device that asked may report, once.
+    ReportDecision {
+        domain: String,
+        key_id: String,
+        seq: u64,
+        decision: ReportedDecision,
     },
     PutTemplate {
         domain: String,
@@ -89,6 +132,10 @@ pub enum StoreError {
     UnknownKey,
     #[error("no enrolment for this subject")]
     UnknownSubject,
+    #[error("no escrowed result of this domain and device has this sequence number")]
+    UnknownEscrow,
+    #[error("a decision was already reported for this result")]
+    AlreadyReported,
     #[error("the stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("storage failed: {0}")]
@@ -97,17 +144,30 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// How a role is written in a database column: its protocol name.
-pub(crate) fn role_name(role: Role) -> String {
-    match serde_json::to_value(role) {
+/// How an enum with a snake_case serde name (a role, an action...) is written in a database
+/// column: its protocol name.
+pub(crate) fn enum_name<T: serde::Serialize>(value: T) -> String {
+    match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
         _ => String::new(),
     }
 }
 
-pub(crate) fn parse_role(name: &str) -> Result<Role> {
+pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(name: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|_| StoreError::Corrupt(format!("unknown role {name:?}")))
+        .map_err(|_| StoreError::Corrupt(format!("unknown value {name:?}")))
+}
+
+/// The report columns of an escrow row.
+pub(crate) fn parse_report(
+    report_seq: Option<i64>,
+    reported: Option<String>,
+) -> Result<Option<(u64, ReportedDecision)>> {
+    match (report_seq, reported) {
+        (Some(seq), Some(decision)) => Ok(Some((seq as u64, parse_enum(&decision)?))),
+        (None, None) => Ok(None),
+        _ => Err(StoreError::Corrupt("half-written escrow report".into())),
+    }
 }
 
 /// The storage interface of the server. Implementations are safe to share between threads.
@@ -122,6 +182,19 @@ pub trait Store: Send + Sync {
     ) -> Result<AuditEntry>;
 
     fn domain(&self, name: &str) -> Result<Option<DomainRecord>>;
+    /// The domain's reference server share as sealed by the server; None for an unknown
+    /// domain, or a symmetric one from before shares (Some(empty) never happens).
+    fn domain_share(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// A key's server share as sealed by the server; None once revoked or for custodians.
+    fn key_share(&self, key_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Escrowed results of `domain` with `from <= seq <= to`, at most `limit`, in order.
+    fn escrow_page(
+        &self,
+        domain: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<EscrowRecord>>;
     /// All domains, without their evaluation keys (left empty), by name.
     fn domains(&self) -> Result<Vec<DomainRecord>>;
     fn key(&self, key_id: &str) -> Result<Option<KeyRecord>>;

@@ -3,7 +3,8 @@
 //! chain are serialised across replicas with a transaction-scoped advisory lock.
 
 use crate::{
-    parse_role, role_name, AuditSealer, Change, DomainRecord, KeyRecord, Result, Store, StoreError,
+    enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
+    KeyRecord, Result, Store, StoreError,
 };
 use postgres::{Client, NoTls, Transaction};
 use std::sync::{Mutex, MutexGuard};
@@ -54,6 +55,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key_id, nonce)
     );
     CREATE INDEX nonces_expiry ON nonces (expires_at);
+"#,
+    // Key custody with shares: the server's reference share per domain (NULL marks a symmetric
+    // domain from before shares), one server share per device or auditor key, and the escrow.
+    r#"
+    ALTER TABLE domains ADD COLUMN server_share BYTEA;
+    CREATE TABLE shares (
+        key_id TEXT PRIMARY KEY REFERENCES keys(key_id),
+        sealed BYTEA NOT NULL
+    );
+    CREATE TABLE escrow (
+        seq        BIGINT PRIMARY KEY,
+        domain     TEXT NOT NULL REFERENCES domains(name),
+        key_id     TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        result     BYTEA NOT NULL,
+        report_seq BIGINT,
+        reported   TEXT
+    );
+    CREATE INDEX escrow_by_domain ON escrow (domain, seq);
 "#,
 ];
 
@@ -165,15 +185,19 @@ fn migrate(client: &mut Client) -> Result<()> {
     tx.commit().map_err(backend)
 }
 
-fn apply(tx: &mut Transaction<'_>, change: Change) -> Result<()> {
+/// Apply `change` in `tx`; `seq` is the sequence number of the audit entry committed with it.
+fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64) -> Result<()> {
     match change {
         Change::None => Ok(()),
-        Change::PutDomain(d) => {
+        Change::PutDomain {
+            record: d,
+            sealed_server_share,
+        } => {
             let inserted = tx
                 .execute(
                     "INSERT INTO domains (name, fingerprint, params, dim, threshold_cosine,
-                         threshold_score, evaluation_keys, registered_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                         threshold_score, evaluation_keys, registered_at, server_share)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                     &[
                         &d.name,
                         &d.fingerprint,
@@ -183,6 +207,7 @@ fn apply(tx: &mut Transaction<'_>, change: Change) -> Result<()> {
                         &d.threshold_score,
                         &d.evaluation_keys,
                         &d.registered_at,
+                        &sealed_server_share,
                     ],
                 )
                 .map_err(backend)?;
@@ -191,7 +216,10 @@ fn apply(tx: &mut Transaction<'_>, change: Change) -> Result<()> {
             }
             Ok(())
         }
-        Change::PutKey(k) => {
+        Change::PutKey {
+            record: k,
+            sealed_share,
+        } => {
             if let Some(domain) = &k.domain {
                 require_domain(tx, domain)?;
             }
@@ -203,7 +231,7 @@ fn apply(tx: &mut Transaction<'_>, change: Change) -> Result<()> {
                         &k.key_id,
                         &k.public_key,
                         &k.domain,
-                        &role_name(k.role),
+                        &enum_name(k.role),
                         &k.label,
                         &k.registered_at,
                     ],
@@ -211,6 +239,13 @@ fn apply(tx: &mut Transaction<'_>, change: Change) -> Result<()> {
                 .map_err(backend)?;
             if inserted == 0 {
                 return Err(StoreError::KeyExists);
+            }
+            if let Some(sealed) = sealed_share {
+                tx.execute(
+                    "INSERT INTO shares (key_id, sealed) VALUES ($1, $2)",
+                    &[&k.key_id, &sealed],
+                )
+                .map_err(backend)?;
             }
             Ok(())
         }
@@ -224,6 +259,48 @@ fn apply(tx: &mut Transaction<'_>, change: Change) -> Result<()> {
             if updated == 0 {
                 return Err(StoreError::UnknownKey);
             }
+            tx.execute("DELETE FROM shares WHERE key_id = $1", &[&key_id])
+                .map_err(backend)?;
+            Ok(())
+        }
+        Change::Escrow {
+            domain,
+            key_id,
+            action,
+            result,
+        } => {
+            require_domain(tx, &domain)?;
+            tx.execute(
+                "INSERT INTO escrow (seq, domain, key_id, action, result)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&(seq as i64), &domain, &key_id, &enum_name(action), &result],
+            )
+            .map_err(backend)?;
+            Ok(())
+        }
+        Change::ReportDecision {
+            domain,
+            key_id,
+            seq: escrowed,
+            decision,
+        } => {
+            let row = tx
+                .query_opt(
+                    "SELECT report_seq FROM escrow
+                     WHERE seq = $1 AND domain = $2 AND key_id = $3 FOR UPDATE",
+                    &[&(escrowed as i64), &domain, &key_id],
+                )
+                .map_err(backend)?;
+            match row.map(|r| r.get::<_, Option<i64>>(0)) {
+                None => return Err(StoreError::UnknownEscrow),
+                Some(Some(_)) => return Err(StoreError::AlreadyReported),
+                Some(None) => {}
+            }
+            tx.execute(
+                "UPDATE escrow SET report_seq = $2, reported = $3 WHERE seq = $1",
+                &[&(escrowed as i64), &(seq as i64), &enum_name(decision)],
+            )
+            .map_err(backend)?;
             Ok(())
         }
         Change::PutTemplate {
@@ -294,7 +371,6 @@ impl Store for PostgresStore {
     ) -> Result<AuditEntry> {
         let mut client = self.lock()?;
         let mut tx = client.transaction().map_err(backend)?;
-        apply(&mut tx, change)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
             .map_err(backend)?;
         let previous = tx
@@ -302,8 +378,10 @@ impl Store for PostgresStore {
             .map_err(backend)?
             .map(|row| parse_entry(&row.get::<_, String>(0)))
             .transpose()?;
+        let seq = previous.as_ref().map_or(1, |p| p.seq + 1);
+        apply(&mut tx, change, seq)?;
         let entry = sealer.seal(event, previous.as_ref());
-        if entry.seq != previous.as_ref().map_or(1, |p| p.seq + 1) {
+        if entry.seq != seq {
             return Err(StoreError::Corrupt("the sealer broke the sequence".into()));
         }
         let text = serde_json::to_string(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -327,6 +405,56 @@ impl Store for PostgresStore {
             )
             .map_err(backend)?;
         Ok(row.map(|r| domain_from_row(&r, true)))
+    }
+
+    fn domain_share(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let row = self
+            .lock()?
+            .query_opt("SELECT server_share FROM domains WHERE name = $1", &[&name])
+            .map_err(backend)?;
+        Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
+    }
+
+    fn key_share(&self, key_id: &str) -> Result<Option<Vec<u8>>> {
+        let row = self
+            .lock()?
+            .query_opt("SELECT sealed FROM shares WHERE key_id = $1", &[&key_id])
+            .map_err(backend)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn escrow_page(
+        &self,
+        domain: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<EscrowRecord>> {
+        let rows = self
+            .lock()?
+            .query(
+                "SELECT seq, domain, key_id, action, result, report_seq, reported FROM escrow
+                 WHERE domain = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+                &[
+                    &domain,
+                    &(from.min(i64::MAX as u64) as i64),
+                    &(to.min(i64::MAX as u64) as i64),
+                    &(limit as i64),
+                ],
+            )
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(EscrowRecord {
+                    seq: r.get::<_, i64>(0) as u64,
+                    domain: r.get(1),
+                    key_id: r.get(2),
+                    action: parse_enum(&r.get::<_, String>(3))?,
+                    result: r.get(4),
+                    report: parse_report(r.get(5), r.get(6))?,
+                })
+            })
+            .collect()
     }
 
     fn domains(&self) -> Result<Vec<DomainRecord>> {
@@ -418,7 +546,8 @@ impl Store for PostgresStore {
 impl PostgresStore {
     fn keys_where(&self, condition: &str, value: Option<&str>) -> Result<Vec<KeyRecord>> {
         let sql = format!(
-            "SELECT key_id, public_key, domain, role, label, registered_at, revoked_at
+            "SELECT key_id, public_key, domain, role, label, registered_at, revoked_at,
+                    EXISTS (SELECT 1 FROM shares WHERE shares.key_id = keys.key_id)
              FROM keys WHERE {condition} ORDER BY registered_at, key_id"
         );
         let mut client = self.lock()?;
@@ -433,10 +562,11 @@ impl PostgresStore {
                     key_id: r.get(0),
                     public_key: r.get(1),
                     domain: r.get(2),
-                    role: parse_role(&r.get::<_, String>(3))?,
+                    role: parse_enum(&r.get::<_, String>(3))?,
                     label: r.get(4),
                     registered_at: r.get(5),
                     revoked_at: r.get(6),
+                    holds_share: r.get(7),
                 })
             })
             .collect()

@@ -2,7 +2,8 @@
 //! `synchronous = FULL`, so a committed transaction survives a crash or power loss.
 
 use crate::{
-    parse_role, role_name, AuditSealer, Change, DomainRecord, KeyRecord, Result, Store, StoreError,
+    enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
+    KeyRecord, Result, Store, StoreError,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
@@ -57,6 +58,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key_id, nonce)
     );
     CREATE INDEX nonces_expiry ON nonces (expires_at);
+"#,
+    // Key custody with shares: the server's reference share per domain (NULL marks a symmetric
+    // domain from before shares), one server share per device or auditor key, and the escrow.
+    r#"
+    ALTER TABLE domains ADD COLUMN server_share BLOB;
+    CREATE TABLE shares (
+        key_id TEXT PRIMARY KEY REFERENCES keys(key_id),
+        sealed BLOB NOT NULL
+    );
+    CREATE TABLE escrow (
+        seq        INTEGER PRIMARY KEY,
+        domain     TEXT NOT NULL REFERENCES domains(name),
+        key_id     TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        result     BLOB NOT NULL,
+        report_seq INTEGER,
+        reported   TEXT
+    );
+    CREATE INDEX escrow_by_domain ON escrow (domain, seq);
 "#,
 ];
 
@@ -121,10 +141,14 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn apply(tx: &Transaction<'_>, change: Change) -> Result<()> {
+/// Apply `change` in `tx`; `seq` is the sequence number of the audit entry committed with it.
+fn apply(tx: &Transaction<'_>, change: Change, seq: u64) -> Result<()> {
     match change {
         Change::None => Ok(()),
-        Change::PutDomain(d) => {
+        Change::PutDomain {
+            record: d,
+            sealed_server_share,
+        } => {
             let exists: bool = tx
                 .query_row("SELECT 1 FROM domains WHERE name = ?1", [&d.name], |_| {
                     Ok(true)
@@ -137,8 +161,8 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<()> {
             }
             tx.execute(
                 "INSERT INTO domains (name, fingerprint, params, dim, threshold_cosine,
-                     threshold_score, evaluation_keys, registered_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     threshold_score, evaluation_keys, registered_at, server_share)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     d.name,
                     d.fingerprint,
@@ -147,13 +171,17 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<()> {
                     f64::from(d.threshold_cosine),
                     d.threshold_score,
                     d.evaluation_keys,
-                    d.registered_at
+                    d.registered_at,
+                    sealed_server_share
                 ],
             )
             .map_err(backend)?;
             Ok(())
         }
-        Change::PutKey(k) => {
+        Change::PutKey {
+            record: k,
+            sealed_share,
+        } => {
             if let Some(domain) = &k.domain {
                 require_domain(tx, domain)?;
             }
@@ -166,7 +194,7 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<()> {
                         k.key_id,
                         k.public_key,
                         k.domain,
-                        role_name(k.role),
+                        enum_name(k.role),
                         k.label,
                         k.registered_at
                     ],
@@ -174,6 +202,13 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<()> {
                 .map_err(backend)?;
             if inserted == 0 {
                 return Err(StoreError::KeyExists);
+            }
+            if let Some(sealed) = sealed_share {
+                tx.execute(
+                    "INSERT INTO shares (key_id, sealed) VALUES (?1, ?2)",
+                    params![k.key_id, sealed],
+                )
+                .map_err(backend)?;
             }
             Ok(())
         }
@@ -187,6 +222,48 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<()> {
             if updated == 0 {
                 return Err(StoreError::UnknownKey);
             }
+            tx.execute("DELETE FROM shares WHERE key_id = ?1", [&key_id])
+                .map_err(backend)?;
+            Ok(())
+        }
+        Change::Escrow {
+            domain,
+            key_id,
+            action,
+            result,
+        } => {
+            require_domain(tx, &domain)?;
+            tx.execute(
+                "INSERT INTO escrow (seq, domain, key_id, action, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![seq as i64, domain, key_id, enum_name(action), result],
+            )
+            .map_err(backend)?;
+            Ok(())
+        }
+        Change::ReportDecision {
+            domain,
+            key_id,
+            seq: escrowed,
+            decision,
+        } => {
+            let reported: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT report_seq FROM escrow WHERE seq = ?1 AND domain = ?2 AND key_id = ?3",
+                    params![escrowed as i64, domain, key_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            match reported {
+                None => return Err(StoreError::UnknownEscrow),
+                Some(Some(_)) => return Err(StoreError::AlreadyReported),
+                Some(None) => {}
+            }
+            tx.execute(
+                "UPDATE escrow SET report_seq = ?2, reported = ?3 WHERE seq = ?1",
+                params![escrowed as i64, seq as i64, enum_name(decision)],
+            )
+            .map_err(backend)?;
             Ok(())
         }
         Change::PutTemplate {
@@ -278,10 +355,11 @@ impl Store for SqliteStore {
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        apply(&tx, change)?;
         let previous = last_audit_entry(&tx)?;
+        let seq = previous.as_ref().map_or(1, |p| p.seq + 1);
+        apply(&tx, change, seq)?;
         let entry = sealer.seal(event, previous.as_ref());
-        if entry.seq != previous.as_ref().map_or(1, |p| p.seq + 1) {
+        if entry.seq != seq {
             return Err(StoreError::Corrupt("the sealer broke the sequence".into()));
         }
         let text = serde_json::to_string(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -306,6 +384,82 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(backend)
+    }
+
+    fn domain_share(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let connection = self.lock()?;
+        let share: Option<Option<Vec<u8>>> = connection
+            .query_row(
+                "SELECT server_share FROM domains WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        Ok(share.flatten())
+    }
+
+    fn key_share(&self, key_id: &str) -> Result<Option<Vec<u8>>> {
+        let connection = self.lock()?;
+        connection
+            .query_row(
+                "SELECT sealed FROM shares WHERE key_id = ?1",
+                [key_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn escrow_page(
+        &self,
+        domain: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<EscrowRecord>> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare(
+                "SELECT seq, domain, key_id, action, result, report_seq, reported FROM escrow
+                 WHERE domain = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(
+                params![
+                    domain,
+                    from.min(i64::MAX as u64) as i64,
+                    to.min(i64::MAX as u64) as i64,
+                    limit as i64
+                ],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, Vec<u8>>(4)?,
+                        row.get::<_, Option<i64>>(5)?,
+                        row.get::<_, Option<String>>(6)?,
+                    ))
+                },
+            )
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, domain, key_id, action, result, report_seq, reported) =
+                row.map_err(backend)?;
+            out.push(EscrowRecord {
+                seq: seq as u64,
+                domain,
+                key_id,
+                action: parse_enum(&action)?,
+                result,
+                report: parse_report(report_seq, reported)?,
+            });
+        }
+        Ok(out)
     }
 
     fn domains(&self) -> Result<Vec<DomainRecord>> {
@@ -404,7 +558,8 @@ impl SqliteStore {
         let connection = self.lock()?;
         let mut statement = connection
             .prepare(&format!(
-                "SELECT key_id, public_key, domain, role, label, registered_at, revoked_at
+                "SELECT key_id, public_key, domain, role, label, registered_at, revoked_at,
+                        EXISTS (SELECT 1 FROM shares WHERE shares.key_id = keys.key_id)
                  FROM keys WHERE {condition} ORDER BY registered_at, key_id"
             ))
             .map_err(backend)?;
@@ -418,21 +573,23 @@ impl SqliteStore {
                     row.get::<_, String>(4)?,
                     row.get::<_, String>(5)?,
                     row.get::<_, Option<String>>(6)?,
+                    row.get::<_, bool>(7)?,
                 ))
             })
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (key_id, public_key, domain, role, label, registered_at, revoked_at) =
+            let (key_id, public_key, domain, role, label, registered_at, revoked_at, holds_share) =
                 row.map_err(backend)?;
             out.push(KeyRecord {
                 key_id,
                 public_key,
                 domain,
-                role: parse_role(&role)?,
+                role: parse_enum(&role)?,
                 label,
                 registered_at,
                 revoked_at,
+                holds_share,
             });
         }
         Ok(out)

@@ -85,3 +85,12 @@ fn nonces_are_accepted_once_and_forgotten_after_expiry() {
     let _cleanup = DropSchema(url.clone(), schema.clone());
     contract::nonces_are_accepted_once_and_forgotten_after_expiry(&open(&url, &schema));
 }
+
+#[test]
+fn results_are_escrowed_with_their_entry_and_reported_once() {
+    let Some((url, schema)) = database("escrow") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::results_are_escrowed_with_their_entry_and_reported_once(&open(&url, &schema));
+}

@@ -37,3 +37,11 @@ fn nonces_are_accepted_once_and_forgotten_after_expiry() {
         &SqliteStore::open(dir.path()).unwrap(),
     );
 }
+
+#[test]
+fn results_are_escrowed_with_their_entry_and_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::results_are_escrowed_with_their_entry_and_reported_once(
+        &SqliteStore::open(dir.path()).unwrap(),
+    );
+}

@@ -1,5 +1,6 @@
-//! A `tabir server` process for the CLI tests: started on 127.0.0.1:0, its printed address,
-//! token and audit key read from stdout, killed when dropped.
+//! A `tabir-server` process for the CLI tests: started on 127.0.0.1:0, its printed address,
+//! token and audit key read from stdout, killed when dropped. The server is its own binary
+//! (another package): `cargo test --workspace` builds it beside this test's binary.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, dead_code)]
 
@@ -17,6 +18,30 @@ pub fn image(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The `tabir-server` binary of this build (target/<profile>/tabir-server).
+pub fn tabir_server() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/tabir-server
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join(format!("tabir-server{}", std::env::consts::EXE_SUFFIX)))
+        .unwrap();
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (`cargo build -p tabir-server`, or run `cargo test --workspace`)",
+        binary.display()
+    );
+    Command::new(binary)
+}
+
+/// Where a test server's master key lives: beside its data folder, never inside it.
+pub fn master_key_path(data: &Path) -> PathBuf {
+    let mut name = data.as_os_str().to_owned();
+    name.push(".master.key");
+    PathBuf::from(name)
+}
+
 pub struct ServerProcess {
     pub child: Child,
     pub url: String,
@@ -25,11 +50,14 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Start `tabir server --data DIR --listen 127.0.0.1:0 EXTRA...` and wait for its banner.
+    /// Start `tabir-server --data DIR --master-key DIR.master.key --listen 127.0.0.1:0
+    /// EXTRA...` and wait for its banner.
     pub fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = tabir()
-            .args(["server", "--data"])
+        let mut child = tabir_server()
+            .arg("--data")
             .arg(data)
+            .arg("--master-key")
+            .arg(master_key_path(data))
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "warn")

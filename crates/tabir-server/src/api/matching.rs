@@ -6,7 +6,7 @@
 //! fills in the audit record (`Act`) as it learns the subject and key fingerprint; a refusal
 //! is audited with whatever it had learnt.
 
-use super::{blob_response, parse_subject, Signed};
+use super::{blob_response, conclude, parse_subject, Signed};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::{Act, AppState};
@@ -17,26 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
 use std::time::Instant;
-use tabir_crypto::ciphertexts::{Probe, Template};
+use tabir_crypto::ciphertexts::{EncryptedBit, EscrowedBit, Probe, Template};
+use tabir_crypto::ciphertexts::{PROBE_LIMIT, TEMPLATE_LIMIT};
 use tabir_crypto::server::{CandidateBits, ServerKeys};
 use tabir_proto::audit::{Action, Outcome};
 use tabir_proto::messages::{DeletionReceipt, EnrolmentReceipt};
-use tabir_proto::routes::{LIMIT_JSON, LIMIT_PROBE, LIMIT_TEMPLATE};
+use tabir_proto::routes::{HEADER_AUDIT_SEQ, LIMIT_JSON};
 use tabir_proto::{ErrorCode, Role};
 use tabir_store::Change;
-
-/// Answer with the result, or audit the refusal and answer with it.
-async fn conclude(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    act: &Act,
-    result: Result<Response, ApiError>,
-) -> Response {
-    match result {
-        Ok(response) => response,
-        Err(error) => state.refuse(caller, act, error).await.into_response(),
-    }
-}
 
 /// The device's own domain, its prepared keys, and the subject, all checked.
 async fn device_context(
@@ -59,7 +47,7 @@ async fn device_context(
 pub async fn enrol(
     State(state): State<Arc<AppState>>,
     Path((domain, subject)): Path<(String, String)>,
-    signed: Signed<{ LIMIT_TEMPLATE }>,
+    signed: Signed<{ TEMPLATE_LIMIT }>,
 ) -> Result<Response, ApiError> {
     let mut act = Act::new(Action::Enrol, Some(&domain));
     let result = enrol_checked(
@@ -158,12 +146,41 @@ async fn delete_checked(
     .into_response())
 }
 
+/// Escrow the result with the request's audit entry, then answer with the caller's copy: the
+/// bit with the caller's server share applied, and the entry's sequence number (the device's
+/// decision report refers to it). The answer leaves only once both are durable.
+async fn escrow_and_answer(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    act: &Act,
+    domain: &str,
+    escrowed: EscrowedBit,
+    for_caller: EncryptedBit,
+) -> Result<Response, ApiError> {
+    let entry = state
+        .commit(
+            Change::Escrow {
+                domain: domain.to_owned(),
+                key_id: caller.key_id.clone(),
+                action: act.action,
+                result: escrowed.to_bytes(),
+            },
+            act.event(caller, Outcome::Done),
+        )
+        .await?;
+    let mut response = blob_response(for_caller.to_bytes());
+    response
+        .headers_mut()
+        .insert(HEADER_AUDIT_SEQ, axum::http::HeaderValue::from(entry.seq));
+    Ok(response)
+}
+
 /// `POST /v1/domains/{domain}/subjects/{subject}/verifications` (device): probe in, encrypted
 /// bit out.
 pub async fn verify(
     State(state): State<Arc<AppState>>,
     Path((domain, subject)): Path<(String, String)>,
-    signed: Signed<{ LIMIT_PROBE }>,
+    signed: Signed<{ PROBE_LIMIT }>,
 ) -> Result<Response, ApiError> {
     let mut act = Act::new(Action::Verify, Some(&domain));
     let result = verify_checked(
@@ -192,6 +209,7 @@ async fn verify_checked(
         .clone()
         .ok_or(ApiError::new(ErrorCode::Internal))?;
     let probe = Probe::from_bytes(&body, keys.config(), keys.fingerprint())?;
+    let share = crate::shares::key_share(state, &caller.key_id, &keys).await?;
     let lookup = domain.to_owned();
     let stored = state
         .with_store(move |store| store.template(&lookup, &subject))
@@ -200,24 +218,22 @@ async fn verify_checked(
     let template = Template::from_bytes(&stored, keys.config(), keys.fingerprint())
         .map_err(|_| ApiError::new(ErrorCode::Internal))?;
     let started = Instant::now();
-    let bit = state
+    let escrowed = state
         .pool
         .run(move || keys.verify(&probe, &template))
         .await??;
     state.metrics.fhe_job("verify", started.elapsed());
-    // The answer leaves only once its audit entry is durable.
-    state
-        .commit(Change::None, act.event(caller, Outcome::Done))
-        .await?;
-    Ok(blob_response(bit.to_bytes()))
+    let for_caller = share.apply(&escrowed)?;
+    escrow_and_answer(state, caller, act, domain, escrowed, for_caller).await
 }
 
 /// `POST /v1/domains/{domain}/identifications` (device): probe in, encrypted any-match bit
-/// out, over the domain's whole gallery. Per-candidate bits are withheld.
+/// out (an encrypted bit, like a verification's), over the domain's whole gallery.
+/// Per-candidate bits are withheld.
 pub async fn identify(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    signed: Signed<{ LIMIT_PROBE }>,
+    signed: Signed<{ PROBE_LIMIT }>,
 ) -> Result<Response, ApiError> {
     let mut act = Act::new(Action::Identify, Some(&domain));
     let result = identify_checked(&state, &signed.caller, &mut act, &domain, signed.body).await;
@@ -233,6 +249,7 @@ async fn identify_checked(
 ) -> Result<Response, ApiError> {
     let keys = device_context(state, caller, act, domain, None).await?;
     let probe = Probe::from_bytes(&body, keys.config(), keys.fingerprint())?;
+    let share = crate::shares::key_share(state, &caller.key_id, &keys).await?;
     let lookup = domain.to_owned();
     let stored = state
         .with_store(move |store| store.templates(&lookup))
@@ -248,13 +265,12 @@ async fn identify_checked(
         .map_err(|_| ApiError::new(ErrorCode::Internal))?;
     drop(stored);
     let started = Instant::now();
-    let result = state
+    let identification = state
         .pool
         .run(move || keys.identify(&probe, &gallery, CandidateBits::Withhold, max_gallery))
         .await??;
     state.metrics.fhe_job("identify", started.elapsed());
-    state
-        .commit(Change::None, act.event(caller, Outcome::Done))
-        .await?;
-    Ok(blob_response(result.to_bytes()))
+    let escrowed = identification.any_match;
+    let for_caller = share.apply(&escrowed)?;
+    escrow_and_answer(state, caller, act, domain, escrowed, for_caller).await
 }

@@ -1,9 +1,10 @@
 //! The HTTP surface: the router, and the steps every authenticated route takes (headers
 //! checked, body read within the route's limit, signature checked, refusals audited).
 
+mod escrow;
 mod health;
 mod matching;
-mod registry;
+pub(crate) mod registry;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
@@ -52,6 +53,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/domains/{domain}/identifications",
             post(matching::identify),
         )
+        .route(
+            "/v1/domains/{domain}/decisions/{seq}",
+            post(escrow::report_decision),
+        )
+        .route("/v1/domains/{domain}/escrow/reshare", post(escrow::reshare))
         .route(routes::AUDIT, get(registry::audit_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -133,7 +139,18 @@ pub async fn audited<F>(state: &Arc<AppState>, caller: &Caller, act: &Act, actio
 where
     F: Future<Output = Result<Response, ApiError>>,
 {
-    match action.await {
+    conclude(state, caller, act, action.await).await
+}
+
+/// Answer with the result, or audit the refusal (with what `act` had learnt) and answer with
+/// it.
+pub async fn conclude(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    act: &Act,
+    result: Result<Response, ApiError>,
+) -> Response {
+    match result {
         Ok(response) => response,
         Err(error) => state.refuse(caller, act, error).await.into_response(),
     }

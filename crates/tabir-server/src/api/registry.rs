@@ -11,15 +11,41 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
 use std::time::Instant;
-use tabir_crypto::evaluation_keys::EvaluationKeys;
+use tabir_crypto::registration::{DomainRegistration, REGISTRATION_LIMIT};
 use tabir_crypto::server::ServerKeys;
+use tabir_crypto::shares::ShareDelta;
 use tabir_proto::audit::{Action, Outcome};
 use tabir_proto::messages::{
     AuditPage, CustodianBootstrap, DeviceInfo, DeviceRegistration, DomainInfo, ServerInfo,
 };
-use tabir_proto::routes::{self, AUDIT_PAGE_MAX, LIMIT_EVALUATION_KEYS, LIMIT_JSON};
+use tabir_proto::routes::{self, AUDIT_PAGE_MAX, LIMIT_JSON};
 use tabir_proto::{signing, ErrorCode, Role};
 use tabir_store::{Change, DomainRecord, KeyRecord};
+
+/// At start: refuse a master key that does not open the stored shares (a wrong key file or
+/// environment secret), rather than failing every verification later.
+pub async fn check_master_key(state: &Arc<AppState>) -> Result<(), crate::StartError> {
+    let store = Arc::clone(&state.store);
+    let stored = tokio::task::spawn_blocking(move || {
+        let domains = store.domains()?;
+        for domain in domains {
+            if let Some(sealed) = store.domain_share(&domain.name)? {
+                return Ok(Some((domain.name, sealed)));
+            }
+        }
+        Ok::<_, tabir_store::StoreError>(None)
+    })
+    .await
+    .map_err(|e| crate::StartError::Startup(e.to_string()))??;
+    match stored {
+        Some((domain, sealed)) if !crate::shares::master_key_opens(state, &domain, &sealed) => {
+            Err(crate::StartError::WrongMasterKey(format!(
+                "the share of key domain {domain} does not open; start with the master key this                  database was written with"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// The one place a stored domain becomes its registry entry.
 fn domain_info(record: &DomainRecord) -> DomainInfo {
@@ -42,6 +68,7 @@ fn device_info(record: &KeyRecord) -> DeviceInfo {
         domain: record.domain.clone().unwrap_or_default(),
         registered_at: record.registered_at.clone(),
         revoked_at: record.revoked_at.clone(),
+        holds_share: record.holds_share,
     }
 }
 
@@ -80,42 +107,51 @@ pub async fn server_info(
     .into_response())
 }
 
-/// `PUT /v1/domains/{domain}` (custodian): register a domain's evaluation keys.
+/// `PUT /v1/domains/{domain}` (custodian): register a domain: its evaluation keys and public
+/// key, and the server's reference share (sealed under the master key before it is stored).
 pub async fn register_domain(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    signed: Signed<{ LIMIT_EVALUATION_KEYS }>,
+    signed: Signed<{ REGISTRATION_LIMIT }>,
 ) -> Result<Response, ApiError> {
     let caller = signed.caller;
     let mut act = Act::new(Action::RegisterDomain, Some(&domain));
-    // Role and name first; then the keys are decoded once (tens of MiB, on a blocking
-    // thread), and the audit entry carries their fingerprint from then on.
+    // Role and name first; then the registration is decoded once (tens of MiB, on a blocking
+    // thread), and the audit entry carries the keys' fingerprint from then on.
     let checked = async {
         caller.require(&[Role::Custodian], None)?;
         if !routes::domain_name_is_valid(&domain) {
             return Err(ApiError::new(ErrorCode::BadRequest));
         }
-        let blob = signed.body.to_vec();
+        let body = signed.body;
         tokio::task::spawn_blocking(move || {
-            EvaluationKeys::from_bytes(&blob).map(|decoded| (blob, decoded))
+            let registration = DomainRegistration::from_bytes(&body)?;
+            let keys_blob = registration.evaluation_keys.to_bytes();
+            Ok::<_, tabir_crypto::CryptoError>((registration, keys_blob))
         })
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal))?
         .map_err(ApiError::from)
     }
     .await;
-    let (blob, decoded) = match checked {
+    let (registration, keys_blob) = match checked {
         Ok(decoded) => decoded,
         Err(error) => return Ok(state.refuse(&caller, &act, error).await.into_response()),
     };
-    act.key_fingerprint = Some(decoded.fingerprint().to_hex());
+    let DomainRegistration {
+        evaluation_keys,
+        server_share,
+    } = registration;
+    act.key_fingerprint = Some(evaluation_keys.fingerprint().to_hex());
     Ok(audited(&state, &caller, &act, async {
-        let config = *decoded.config();
-        let fingerprint = decoded.fingerprint().to_hex();
+        let config = *evaluation_keys.config();
+        let fingerprint = evaluation_keys.fingerprint().to_hex();
+        let sealed_server_share = crate::shares::seal_reference(&state, &domain, &server_share)?;
+        drop(server_share);
         let started = Instant::now();
         let prepared = state
             .pool
-            .run(move || ServerKeys::prepare(decoded))
+            .run(move || ServerKeys::prepare(evaluation_keys))
             .await??;
         state.metrics.fhe_job("prepare_keys", started.elapsed());
         let record = DomainRecord {
@@ -125,12 +161,18 @@ pub async fn register_domain(
             dim: config.dim,
             threshold_cosine: config.threshold.cosine,
             threshold_score: config.threshold.score,
-            evaluation_keys: blob,
+            evaluation_keys: keys_blob,
             registered_at: crate::time::rfc3339_now(),
         };
         let info = domain_info(&record);
         state
-            .commit(Change::PutDomain(record), act.event(&caller, Outcome::Done))
+            .commit(
+                Change::PutDomain {
+                    record,
+                    sealed_server_share,
+                },
+                act.event(&caller, Outcome::Done),
+            )
             .await?;
         state.domains.insert(&domain, Arc::new(prepared))?;
         Ok((StatusCode::CREATED, Json(info)).into_response())
@@ -167,7 +209,8 @@ pub async fn get_domain(
     Ok(Json(domain_info(&record)).into_response())
 }
 
-/// `POST /v1/domains/{domain}/devices` (custodian): register a device or auditor key.
+/// `POST /v1/domains/{domain}/devices` (custodian): register a device or auditor key with the
+/// delta its server share is derived from.
 pub async fn register_device(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
@@ -187,18 +230,35 @@ pub async fn register_device(
         }
         let public_key = signing::parse_public_key(&registration.public_key)
             .ok_or(ApiError::new(ErrorCode::BadRequest))?;
+        let key_id = signing::key_id(&public_key);
+        // Devices and auditors come with a share delta (validate() checked it is there).
+        let delta_hex = zeroize::Zeroizing::new(registration.share_delta.unwrap_or_default());
+        let delta_bytes = zeroize::Zeroizing::new(
+            tabir_proto::hex::decode_vec(&delta_hex).ok_or(ApiError::new(ErrorCode::BadRequest))?,
+        );
+        let keys = state.domains.get(&state, &domain).await?;
+        let delta = ShareDelta::from_bytes(&delta_bytes, keys.config(), keys.fingerprint())?;
+        let sealed_share =
+            crate::shares::derive_key_share(&state, &domain, &keys, &key_id, &delta).await?;
         let record = KeyRecord {
-            key_id: signing::key_id(&public_key),
+            key_id,
             public_key: tabir_proto::hex::encode(public_key.as_bytes()),
             domain: Some(domain.clone()),
             role: registration.role,
             label: registration.label,
             registered_at: crate::time::rfc3339_now(),
             revoked_at: None,
+            holds_share: true,
         };
         let info = device_info(&record);
         state
-            .commit(Change::PutKey(record), act.event(&caller, Outcome::Done))
+            .commit(
+                Change::PutKey {
+                    record,
+                    sealed_share: Some(sealed_share),
+                },
+                act.event(&caller, Outcome::Done),
+            )
             .await?;
         Ok((StatusCode::CREATED, Json(info)).into_response())
     })
@@ -246,6 +306,7 @@ pub async fn revoke_device(
             .filter(|k| k.domain.as_deref() == Some(domain.as_str()) && k.revoked_at.is_none())
             .ok_or(ApiError::new(ErrorCode::UnknownKey))?;
         let at = crate::time::rfc3339_now();
+        // The key is refused from now on, and its server share is deleted with it.
         state
             .commit(
                 Change::RevokeKey {
@@ -257,6 +318,7 @@ pub async fn revoke_device(
             .await?;
         let mut info = device_info(&record);
         info.revoked_at = Some(at);
+        info.holds_share = false;
         Ok(Json(info).into_response())
     })
     .await)

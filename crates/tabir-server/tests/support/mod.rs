@@ -9,51 +9,88 @@ use rand_chacha::ChaCha20Rng;
 use reqwest::{Method, StatusCode};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tabir_crypto::client::{generate_key_domain, ClientKey};
-use tabir_crypto::evaluation_keys::EvaluationKeys;
+use tabir_crypto::ciphertexts::EncryptedBit;
 use tabir_crypto::params::DomainConfig;
+use tabir_crypto::{Decision, DomainRegistration, KeyFingerprint, ShareDelta};
+use tabir_device_crypto::{
+    domain_config, generate_key_domain, CustodianShare, DecryptionShare, Encryptor,
+};
 use tabir_proto::messages::{CustodianBootstrap, DeviceInfo, DeviceRegistration};
 use tabir_proto::signing::RequestSignature;
 use tabir_proto::{routes, ErrorBody, Role};
-use tabir_server::{RunningServer, ServerConfig, Startup};
+use tabir_server::{MasterKey, RunningServer, ServerConfig, Startup};
 use tabir_store::Store;
 
 pub const DOMAIN: &str = "jabar-bansos";
 pub const DIM: u32 = 128;
 
-/// One key domain for the whole test process (key generation takes about a second).
+/// One key domain for the whole test process (key generation takes about a second), held as
+/// the custodian and a device would: the public key, the custodian's reference share, and the
+/// registration (evaluation keys and the server's reference share) to upload. Nobody holds the
+/// domain's secret key.
 pub struct Keys {
-    pub client: ClientKey,
+    pub config: DomainConfig,
+    pub fingerprint: KeyFingerprint,
+    pub encryptor: Encryptor,
+    pub custodian: CustodianShare,
+    pub registration: Vec<u8>,
     pub evaluation: Vec<u8>,
+}
+
+impl Keys {
+    fn generate() -> Self {
+        let config = domain_config(DIM, 0.363).unwrap();
+        let domain = generate_key_domain(config).unwrap();
+        let public_key = domain.evaluation_keys.public_key();
+        let evaluation = domain.evaluation_keys.to_bytes();
+        let registration = DomainRegistration {
+            evaluation_keys: domain.evaluation_keys,
+            server_share: domain.server_share,
+        }
+        .to_bytes()
+        .to_vec();
+        Keys {
+            config,
+            fingerprint: public_key.fingerprint(),
+            encryptor: Encryptor::new(&public_key).unwrap(),
+            custodian: domain.custodian_share,
+            registration,
+            evaluation,
+        }
+    }
+
+    /// A new share pair: the device's share, and the delta the server derives its half from.
+    pub fn issue(&self) -> (DecryptionShare, ShareDelta) {
+        self.custodian.issue(&self.config).unwrap()
+    }
+
+    pub fn template(&self, embedding: &[f32]) -> Vec<u8> {
+        self.encryptor
+            .encrypt_template(embedding)
+            .unwrap()
+            .to_bytes()
+    }
+
+    pub fn probe(&self, embedding: &[f32]) -> Vec<u8> {
+        self.encryptor.encrypt_probe(embedding).unwrap().to_bytes()
+    }
+
+    /// Open an answer's encrypted bit with a device's share.
+    pub fn open(&self, share: &DecryptionShare, body: &[u8]) -> Decision {
+        let bit = EncryptedBit::from_bytes(body, &self.config, self.fingerprint).unwrap();
+        share.decrypt(&bit).unwrap()
+    }
 }
 
 pub fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let config = DomainConfig::with_cosine_threshold(DIM, 0.363).unwrap();
-        let (client, evaluation) = generate_key_domain(config).unwrap();
-        Keys {
-            client,
-            evaluation: evaluation.to_bytes(),
-        }
-    })
+    KEYS.get_or_init(Keys::generate)
 }
 
 /// A second, unrelated key domain (for wrong-fingerprint refusals).
 pub fn other_keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let config = DomainConfig::with_cosine_threshold(DIM, 0.363).unwrap();
-        let (client, evaluation) = generate_key_domain(config).unwrap();
-        Keys {
-            client,
-            evaluation: evaluation.to_bytes(),
-        }
-    })
-}
-
-pub fn evaluation_keys() -> EvaluationKeys {
-    EvaluationKeys::from_bytes(&keys().evaluation).unwrap()
+    KEYS.get_or_init(Keys::generate)
 }
 
 pub fn signing_key(seed: u64) -> SigningKey {
@@ -206,7 +243,16 @@ pub struct Harness {
     pub store: Arc<dyn Store>,
     pub custodian: SigningKey,
     pub audit_key: ed25519_dalek::VerifyingKey,
+    /// The master key, as an operator would give it to every replica (TABIR_MASTER_KEY).
+    pub master_key_hex: String,
     _data: tempfile::TempDir,
+}
+
+/// A random master key in its environment form (64 hex characters).
+pub fn random_master_key_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    tabir_proto::hex::encode(&bytes)
 }
 
 impl Harness {
@@ -218,10 +264,12 @@ impl Harness {
         .unwrap();
         let audit_key = server_key.signing_key().verifying_key();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let master_key_hex = random_master_key_hex();
         let server = tabir_server::start(
             Startup {
                 store: Arc::clone(&store),
                 server_key,
+                master_key: MasterKey::from_hex(&master_key_hex).unwrap(),
                 config,
                 custodian_key: None,
                 tls: None,
@@ -257,6 +305,7 @@ impl Harness {
             store,
             custodian,
             audit_key,
+            master_key_hex,
             _data: data,
         }
     }
@@ -268,18 +317,32 @@ impl Harness {
                 &self.custodian,
                 Method::PUT,
                 &routes::domain(DOMAIN),
-                keys().evaluation.clone(),
+                keys().registration.clone(),
             )
             .await
             .expect(201);
     }
 
-    /// Register a key for `domain` with `role`; returns its key id.
+    /// Register a key for `domain` with `role` and a share pair of the test domain; returns
+    /// its key id.
     pub async fn register(&self, key: &SigningKey, domain: &str, role: Role) -> String {
+        self.register_with_share(key, domain, role).await.0
+    }
+
+    /// Register a device or auditor key with a fresh share pair; returns its key id and its
+    /// decryption share.
+    pub async fn register_with_share(
+        &self,
+        key: &SigningKey,
+        domain: &str,
+        role: Role,
+    ) -> (String, DecryptionShare) {
+        let (share, delta) = keys().issue();
         let registration = DeviceRegistration {
             label: format!("{role:?} for tests"),
             public_key: tabir_proto::hex::encode(key.verifying_key().as_bytes()),
             role,
+            share_delta: Some(tabir_proto::hex::encode(&delta.to_bytes())),
         };
         let info: DeviceInfo = self
             .http
@@ -292,7 +355,8 @@ impl Harness {
             .await
             .expect(201)
             .json();
-        info.key_id
+        assert!(info.holds_share);
+        (info.key_id, share)
     }
 }
 

@@ -5,9 +5,29 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, dead_code)]
 
 use ed25519_dalek::SigningKey;
-use tabir_proto::audit::{self, Action, AuditEntry, AuditEvent, Outcome};
+use tabir_proto::audit::{self, Action, AuditEntry, AuditEvent, Outcome, ReportedDecision};
 use tabir_proto::{Role, SubjectId};
 use tabir_store::{AuditSealer, Change, DomainRecord, KeyRecord, Store, StoreError};
+
+fn put_domain() -> Change {
+    Change::PutDomain {
+        record: domain(),
+        sealed_server_share: vec![0xaa; 48],
+    }
+}
+
+fn device_key(id: u8) -> KeyRecord {
+    KeyRecord {
+        key_id: format!("{id:02x}").repeat(32),
+        public_key: "22".repeat(32),
+        domain: Some("jabar".into()),
+        role: Role::Device,
+        label: "Kantor Desa Sukamaju, loket 1".into(),
+        registered_at: "t".into(),
+        revoked_at: None,
+        holds_share: false,
+    }
+}
 
 struct Sealer(SigningKey);
 
@@ -31,6 +51,8 @@ fn event(action: Action, subject: Option<&SubjectId>) -> AuditEvent {
         action,
         subject: subject.cloned(),
         outcome: Outcome::Done,
+        refers_to: None,
+        reported: None,
     }
 }
 
@@ -72,18 +94,10 @@ pub fn enrol_replace_delete_and_refusals_write_nothing(store: &dyn Store) {
     assert_eq!(audit_len(store), 0);
 
     store
-        .commit(
-            Change::PutDomain(domain()),
-            event(Action::RegisterDomain, None),
-            &sealer,
-        )
+        .commit(put_domain(), event(Action::RegisterDomain, None), &sealer)
         .unwrap();
     assert!(matches!(
-        store.commit(
-            Change::PutDomain(domain()),
-            event(Action::RegisterDomain, None),
-            &sealer
-        ),
+        store.commit(put_domain(), event(Action::RegisterDomain, None), &sealer),
         Err(StoreError::DomainExists(_))
     ));
     assert_eq!(audit_len(store), 1);
@@ -161,37 +175,32 @@ pub fn enrol_replace_delete_and_refusals_write_nothing(store: &dyn Store) {
 pub fn keys_register_once_and_revoke_once(store: &dyn Store) {
     let sealer = sealer();
     store
-        .commit(
-            Change::PutDomain(domain()),
-            event(Action::RegisterDomain, None),
-            &sealer,
-        )
+        .commit(put_domain(), event(Action::RegisterDomain, None), &sealer)
         .unwrap();
-    let key = KeyRecord {
-        key_id: "11".repeat(32),
-        public_key: "22".repeat(32),
-        domain: Some("jabar".into()),
-        role: Role::Device,
-        label: "Kantor Desa Sukamaju, loket 1".into(),
-        registered_at: "t".into(),
-        revoked_at: None,
+    let key = device_key(0x11);
+    let put = || Change::PutKey {
+        record: key.clone(),
+        sealed_share: Some(vec![0x5e; 40]),
     };
     store
-        .commit(
-            Change::PutKey(key.clone()),
-            event(Action::RegisterDevice, None),
-            &sealer,
-        )
+        .commit(put(), event(Action::RegisterDevice, None), &sealer)
         .unwrap();
     assert!(matches!(
-        store.commit(
-            Change::PutKey(key.clone()),
-            event(Action::RegisterDevice, None),
-            &sealer
-        ),
+        store.commit(put(), event(Action::RegisterDevice, None), &sealer),
         Err(StoreError::KeyExists)
     ));
-    assert_eq!(store.key(&key.key_id).unwrap(), Some(key.clone()));
+    let stored = store.key(&key.key_id).unwrap().unwrap();
+    assert!(stored.holds_share);
+    assert_eq!(
+        KeyRecord {
+            holds_share: false,
+            ..stored
+        },
+        key
+    );
+    assert_eq!(store.key_share(&key.key_id).unwrap(), Some(vec![0x5e; 40]));
+    assert_eq!(store.domain_share("jabar").unwrap(), Some(vec![0xaa; 48]));
+    assert_eq!(store.domain_share("nowhere").unwrap(), None);
     let revoke = || Change::RevokeKey {
         key_id: "11".repeat(32),
         at: "t3".into(),
@@ -206,6 +215,107 @@ pub fn keys_register_once_and_revoke_once(store: &dyn Store) {
     let listed = store.keys(Some("jabar")).unwrap();
     assert_eq!(listed[0].revoked_at.as_deref(), Some("t3"));
     assert_eq!(store.keys(None).unwrap().len(), 1);
+    // Revocation deletes the server's share, in the same transaction.
+    assert!(!listed[0].holds_share);
+    assert_eq!(store.key_share(&key.key_id).unwrap(), None);
+}
+
+pub fn results_are_escrowed_with_their_entry_and_reported_once(store: &dyn Store) {
+    let sealer = sealer();
+    store
+        .commit(put_domain(), event(Action::RegisterDomain, None), &sealer)
+        .unwrap();
+    let escrow = |key: &str| Change::Escrow {
+        domain: "jabar".into(),
+        key_id: key.into(),
+        action: Action::Verify,
+        result: vec![0xe5; 30],
+    };
+    let device = "ab".repeat(32);
+    let verified = store
+        .commit(
+            escrow(&device),
+            event(Action::Verify, Some(&nik(1))),
+            &sealer,
+        )
+        .unwrap();
+    let other = store
+        .commit(
+            escrow(&device),
+            event(Action::Verify, Some(&nik(2))),
+            &sealer,
+        )
+        .unwrap();
+    let page = store.escrow_page("jabar", 0, u64::MAX, 10).unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(
+        page[0].seq, verified.seq,
+        "escrowed under its audit entry's number"
+    );
+    assert_eq!(page[0].key_id, device);
+    assert_eq!(page[0].action, Action::Verify);
+    assert_eq!(page[0].result, vec![0xe5; 30]);
+    assert_eq!(page[0].report, None);
+
+    let report = |key: &str, seq: u64, decision| Change::ReportDecision {
+        domain: "jabar".into(),
+        key_id: key.into(),
+        seq,
+        decision,
+    };
+    let before = audit_len(store);
+    // Another device cannot report for it; nor can anyone for a result that does not exist.
+    for change in [
+        report(&"cd".repeat(32), verified.seq, ReportedDecision::Match),
+        report(&device, 999, ReportedDecision::Match),
+    ] {
+        assert!(matches!(
+            store.commit(change, event(Action::ReportDecision, None), &sealer),
+            Err(StoreError::UnknownEscrow)
+        ));
+    }
+    assert_eq!(audit_len(store), before, "refused reports write nothing");
+    let reported = store
+        .commit(
+            report(&device, verified.seq, ReportedDecision::NoMatch),
+            event(Action::ReportDecision, None),
+            &sealer,
+        )
+        .unwrap();
+    assert!(matches!(
+        store.commit(
+            report(&device, verified.seq, ReportedDecision::Match),
+            event(Action::ReportDecision, None),
+            &sealer
+        ),
+        Err(StoreError::AlreadyReported)
+    ));
+    let page = store
+        .escrow_page("jabar", verified.seq, verified.seq, 10)
+        .unwrap();
+    assert_eq!(
+        page[0].report,
+        Some((reported.seq, ReportedDecision::NoMatch))
+    );
+    // Ranges and limits.
+    assert_eq!(
+        store
+            .escrow_page("jabar", other.seq, u64::MAX, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.escrow_page("jabar", 0, u64::MAX, 1).unwrap().len(), 1);
+    assert!(store
+        .escrow_page("elsewhere", 0, u64::MAX, 10)
+        .unwrap()
+        .is_empty());
+    audit::verify_chain(
+        &store.audit_page(0, 100).unwrap(),
+        None,
+        &sealer.0.verifying_key(),
+    )
+    .unwrap();
 }
 
 /// `open` must return a fresh handle on the same database each time it is called.
@@ -214,11 +324,7 @@ pub fn committed_writes_survive_reopening(open: &dyn Fn() -> Box<dyn Store>) {
     {
         let store = open();
         store
-            .commit(
-                Change::PutDomain(domain()),
-                event(Action::RegisterDomain, None),
-                &sealer,
-            )
+            .commit(put_domain(), event(Action::RegisterDomain, None), &sealer)
             .unwrap();
         let change = Change::PutTemplate {
             domain: "jabar".into(),

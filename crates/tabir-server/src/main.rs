@@ -1,22 +1,42 @@
-//! `tabir server`: run the verification server.
+//! `tabir-server`: the verification server, a binary of its own. Its dependency tree has no
+//! device code: no key generation, encryption or decryption, no face pipeline, no ONNX Runtime
+//! (checked by tests/blind.rs).
 
-use clap::Args;
+use clap::Parser;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tabir_server::{ServerConfig, Startup, TlsFiles};
+use tabir_server::{MasterKey, ServerConfig, Startup, TlsFiles, MASTER_KEY_ENV};
 use tabir_store::Store;
 
-#[derive(Args)]
-#[command(after_long_help = "\
+#[derive(Parser)]
+#[command(
+    name = "tabir-server",
+    version,
+    about = "Tabir's verification server: stores encrypted templates, evaluates encrypted matches, \
+             applies its half of each device's decryption share, escrows every result and keeps \
+             the signed audit log. It holds no key that decrypts anything.",
+    after_long_help = "\
 On first start the server creates its audit-signing key in DIR (server-signing.key, mode 0600).
 If no custodian is registered yet it prints a one-time bootstrap token: the custodian presents it
 once with `tabir custody bootstrap`. Or name the custodian's public key with --custodian-key.
-Stop with Ctrl-C or SIGTERM: in-flight requests finish first (up to 30 s).")]
+
+The master key seals the server's halves of the decryption shares in the database. Keep it
+apart from the database and its backups: give --master-key FILE (created on first start, mode
+0600, refused inside DIR) or the key itself in TABIR_MASTER_KEY (64 hex characters). Every
+replica needs the same key; a database copy without it opens nothing.
+
+Stop with Ctrl-C or SIGTERM: in-flight requests finish first (up to 30 s)."
+)]
 pub struct ServerArgs {
     /// Folder for the server's signing key and, without --database-url, its SQLite database.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
+    /// The master key file (created on first start if missing; never inside DIR). Or give the
+    /// key itself in TABIR_MASTER_KEY.
+    #[arg(long, value_name = "FILE", env = "TABIR_MASTER_KEY_FILE")]
+    master_key: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -46,8 +66,35 @@ pub struct ServerArgs {
     max_gallery: usize,
 }
 
-pub fn run(args: ServerArgs) -> Result<(), String> {
+fn main() -> ExitCode {
+    match run(ServerArgs::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tabir-server: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The master key from TABIR_MASTER_KEY, or the file.
+fn master_key(args: &ServerArgs) -> Result<MasterKey, String> {
+    if let Some(text) = std::env::var_os(MASTER_KEY_ENV) {
+        let text = zeroize::Zeroizing::new(text.to_string_lossy().into_owned());
+        return MasterKey::from_hex(&text)
+            .ok_or_else(|| format!("{MASTER_KEY_ENV} must hold 64 hex characters"));
+    }
+    let path = args
+        .master_key
+        .as_ref()
+        .ok_or_else(|| format!("no master key: give --master-key FILE or set {MASTER_KEY_ENV}"))?;
+    // With PostgreSQL the data folder holds no database, but the rule stays simple: the key
+    // never lives where the server keeps its data.
+    MasterKey::load_or_create(path, Some(&args.data)).map_err(|e| e.to_string())
+}
+
+fn run(args: ServerArgs) -> Result<(), String> {
     init_logging();
+    let master_key = master_key(&args)?;
     let store: Arc<dyn Store> = match &args.database_url {
         Some(url) => Arc::new(
             tabir_store::postgres::PostgresStore::connect(url, args.database_schema.as_deref())
@@ -90,6 +137,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
             Startup {
                 store,
                 server_key,
+                master_key,
                 config,
                 custodian_key: args.custodian_key,
                 tls,

@@ -1,15 +1,30 @@
 //! From an L2-normalised float embedding to the small signed integers the circuit works on,
 //! and from a cosine policy to an integer score threshold.
 
-use crate::error::{CryptoError, Result};
-use crate::params::DomainConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::fmt;
+use tabir_crypto::error::{CryptoError, Result};
+use tabir_crypto::params::{DomainConfig, ParamSetId, Threshold, QUANT_BITS};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// Relative tolerance on the L2 norm of an incoming embedding (float round-off of the model).
-pub const NORM_TOLERANCE: f32 = 1.0e-3;
+pub use tabir_crypto::params::NORM_TOLERANCE;
+
+/// A configuration for dimension `dim` whose threshold is the cosine policy `cosine`,
+/// calibrated to a score threshold (see [`calibrate_score_threshold`]).
+pub fn domain_config(dim: u32, cosine: f32) -> Result<DomainConfig> {
+    let scale = DomainConfig::default_scale(dim);
+    let score = calibrate_score_threshold(dim, scale, cosine)?;
+    let config = DomainConfig {
+        params: ParamSetId::DEFAULT,
+        dim,
+        quant_bits: QUANT_BITS,
+        scale,
+        threshold: Threshold { cosine, score },
+    };
+    config.validate()?;
+    Ok(config)
+}
 
 const QUANT_MIN: i32 = -8;
 const QUANT_MAX: i32 = 7;
@@ -181,7 +196,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn config(dim: u32) -> DomainConfig {
-        DomainConfig::with_cosine_threshold(dim, 0.363).unwrap()
+        domain_config(dim, 0.363).unwrap()
+    }
+
+    #[test]
+    fn delta_matches_the_design_for_128_and_512() {
+        let c128 = config(128);
+        assert_eq!(c128.delta_log().unwrap(), 52);
+        assert_eq!(c128.templates_per_glwe(), 16);
+        assert_eq!(config(512).delta_log().unwrap(), 50);
     }
 
     #[test]

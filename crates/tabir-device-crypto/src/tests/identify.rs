@@ -1,11 +1,11 @@
 //! 1:N identification across several packed GLWEs, and the any-match bit.
 
 use super::{domain128, random_quantised, with_exact_score};
-use crate::server::CandidateBits;
 use crate::twin;
-use crate::QuantisedEmbedding;
+use crate::{Decision, QuantisedEmbedding};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use tabir_crypto::server::CandidateBits;
 
 /// A gallery of `size` templates whose scores with the probe are all far from the threshold;
 /// the entries in `matching` score above it.
@@ -14,7 +14,7 @@ fn gallery(
     size: usize,
     matching: &[usize],
 ) -> (QuantisedEmbedding, Vec<QuantisedEmbedding>) {
-    let config = *domain128().client.config();
+    let config = domain128().config;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let probe = random_quantised(&mut rng, &config);
     let theta = i64::from(config.threshold.score);
@@ -37,22 +37,31 @@ fn gallery(
     (probe, templates)
 }
 
+struct Outcome {
+    any_match: Decision,
+    candidates: Vec<Decision>,
+}
+
 fn run(
     probe: &QuantisedEmbedding,
     templates: &[QuantisedEmbedding],
     bits: CandidateBits,
-) -> crate::IdentifyDecision {
+) -> Outcome {
     let domain = domain128();
-    let probe_ct = domain.client.encrypt_probe_quantised(probe).unwrap();
-    let gallery: Vec<_> = templates
-        .iter()
-        .map(|t| domain.client.encrypt_template_quantised(t).unwrap())
-        .collect();
+    let probe_ct = domain.probe(probe);
+    let gallery: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
     let result = domain
         .server
         .identify(&probe_ct, &gallery, bits, 1000)
         .unwrap();
-    domain.client.decrypt_identify(&result).unwrap()
+    Outcome {
+        any_match: domain.open(&result.any_match),
+        candidates: result
+            .candidates
+            .iter()
+            .map(|bit| domain.open(bit))
+            .collect(),
+    }
 }
 
 #[test]
@@ -100,17 +109,14 @@ fn empty_gallery_gives_no_match() {
 fn gallery_over_the_limit_is_refused() {
     let domain = domain128();
     let (probe, templates) = gallery(15, 3, &[]);
-    let probe_ct = domain.client.encrypt_probe_quantised(&probe).unwrap();
-    let gallery: Vec<_> = templates
-        .iter()
-        .map(|t| domain.client.encrypt_template_quantised(t).unwrap())
-        .collect();
+    let probe_ct = domain.probe(&probe);
+    let gallery: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
     let error = domain
         .server
         .identify(&probe_ct, &gallery, CandidateBits::Reveal, 2)
         .unwrap_err();
     assert!(matches!(
         error,
-        crate::CryptoError::GalleryTooLarge { got: 3, limit: 2 }
+        tabir_crypto::CryptoError::GalleryTooLarge { got: 3, limit: 2 }
     ));
 }

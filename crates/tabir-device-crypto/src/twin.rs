@@ -2,8 +2,8 @@
 //! quantised vectors. For tests and the agreement benchmark only; a deployment never has both
 //! vectors in the clear in one place.
 
-use crate::params::DomainConfig;
 use crate::quantize::QuantisedEmbedding;
+use tabir_crypto::params::DomainConfig;
 
 /// Twin of one encrypted decision: S >= theta.
 pub fn plaintext_match(

@@ -1,0 +1,83 @@
+//! What the custodian uploads to register a key domain: the public evaluation keys (with the
+//! public key) and the server's reference share S2_ref. Secret in transit because of the share:
+//! it travels only inside a signed custodian request over TLS, and the server seals the share
+//! under its master key before storing it.
+
+use crate::error::Result;
+use crate::evaluation_keys::{EvaluationKeys, EVALUATION_KEYS_LIMIT};
+use crate::shares::{ServerShare, SHARE_LIMIT};
+use crate::wire;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use tfhe::named::Named;
+use tfhe_versionable::{Versionize, VersionsDispatch};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Size limit of a registration blob.
+pub const REGISTRATION_LIMIT: u64 = EVALUATION_KEYS_LIMIT + SHARE_LIMIT;
+
+pub struct DomainRegistration {
+    pub evaluation_keys: EvaluationKeys,
+    /// S2_ref, the server's half of the reference share pair.
+    pub server_share: ServerShare,
+}
+
+impl fmt::Debug for DomainRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DomainRegistration(domain {}, <server share>)",
+            self.server_share.fingerprint()
+        )
+    }
+}
+
+#[derive(Serialize, Deserialize, Versionize)]
+#[versionize(RegistrationWireVersions)]
+struct RegistrationWire {
+    evaluation_keys: EvaluationKeys,
+    server_share: Vec<u8>,
+}
+
+#[derive(VersionsDispatch)]
+#[allow(dead_code)]
+enum RegistrationWireVersions {
+    V0(RegistrationWire),
+}
+
+impl Named for RegistrationWire {
+    const NAME: &'static str = "tabir::DomainRegistration/2";
+}
+
+impl DomainRegistration {
+    /// The blob to upload. Secret (it holds the server's share).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let share = self.server_share.export_secret();
+        let mut wire = RegistrationWire {
+            evaluation_keys: self.evaluation_keys.clone(),
+            server_share: Vec::with_capacity(share.len()),
+        };
+        wire.server_share.extend_from_slice(&share);
+        let bytes = wire::encode_secret(&wire, REGISTRATION_LIMIT);
+        wire.server_share.zeroize();
+        bytes
+    }
+
+    /// Decode, checking the keys' shapes and that the share belongs to these keys.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut wire: RegistrationWire =
+            wire::decode(bytes, "domain registration", REGISTRATION_LIMIT)?;
+        let share = Zeroizing::new(std::mem::take(&mut wire.server_share));
+        let evaluation_keys = wire.evaluation_keys;
+        evaluation_keys.check()?;
+        let server_share = ServerShare::import_secret(
+            &share,
+            evaluation_keys.config(),
+            evaluation_keys.fingerprint(),
+        )?;
+        Ok(Self {
+            evaluation_keys,
+            server_share,
+        })
+    }
+}
