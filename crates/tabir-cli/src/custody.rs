@@ -424,10 +424,21 @@ fn run_device(command: DeviceCommand) -> Result<(), String> {
                 );
             } else {
                 for d in devices {
+                    let role = match d.role {
+                        Role::Auditor => "auditor",
+                        Role::Custodian => "custodian",
+                        _ => "device",
+                    };
+                    let share = if d.holds_share {
+                        "; the server holds its share half"
+                    } else if d.role == Role::Custodian {
+                        ""
+                    } else {
+                        "; no share half at the server"
+                    };
                     println!(
-                        "{} {:?} \"{}\" registered {}{}",
+                        "{} {role} \"{}\" registered {}{}{share}",
                         d.key_id,
-                        d.role,
                         d.label,
                         d.registered_at,
                         d.revoked_at
