@@ -380,7 +380,11 @@ fn run_device(command: DeviceCommand) -> Result<(), String> {
                     },
                 ))
                 .map_err(|e| format!("issuing the key failed, no bundle was kept: {e}"))?;
-            let role = if role == Role::Auditor { "auditor" } else { "device" };
+            let role = if role == Role::Auditor {
+                "auditor"
+            } else {
+                "device"
+            };
             println!(
                 "issued {role} key {} for domain {domain} with its own decryption share; bundle in {} \
                  (hand it over with its passphrase, separately). It holds no key that opens a template.",
