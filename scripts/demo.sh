@@ -61,19 +61,19 @@ step() {
     >"$WORK/server.out" 2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
-    grep -q '^bootstrap token:' "$WORK/server.out" 2>/dev/null && break
+    grep -q '^bootstrap token file:' "$WORK/server.out" 2>/dev/null && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 2; }
     sleep 0.1
 done
 SERVER_URL="$(sed -n 's/^listening on //p' "$WORK/server.out")"
-TOKEN="$(sed -n 's/^bootstrap token: //p' "$WORK/server.out")"
+TOKEN_FILE="$(sed -n 's/^bootstrap token file: //p' "$WORK/server.out")"
 SERVER_KEY="$(sed -n 's/^audit public key: //p' "$WORK/server.out")"
 export TABIR_SERVER="$SERVER_URL"
 printf '\n-- tabir-server started on %s (SQLite in %s; master key outside it, in %s)\n' \
     "$SERVER_URL" "$WORK/server" "$WORK/server-master.key"
 
-step "custodian: register with the server (one-time token)" \
-    "$TABIR" custody bootstrap --token "$TOKEN"
+step "custodian: register with the server (one-time token from the server's 0600 file)" \
+    "$TABIR" custody bootstrap --token-file "$TOKEN_FILE"
 step "custodian: create key domain $DOMAIN (secret key split into shares and wiped; registered)" \
     "$TABIR" custody init --domain "$DOMAIN"
 step "custodian: issue office device 1 (its own decryption share)" \

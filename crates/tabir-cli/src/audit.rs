@@ -4,15 +4,17 @@
 
 use clap::Subcommand;
 use ed25519_dalek::VerifyingKey;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tabir_proto::audit::{verify_chain, AuditEntry};
+use tabir_proto::audit::{check_extends, verify_links_after, Checkpoint, LogEntry};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Download the whole audit log (auditor or custodian key) to a JSON file, and print the
-    /// server's public key. Compare the key with the one the server printed at its first
-    /// start (or your records) before trusting a verification with it.
+    /// Download the whole audit log (auditor or custodian key) to a JSON file (mode 0600), and
+    /// a signed checkpoint of its head beside it (FILE.checkpoint.json): keep the checkpoint,
+    /// and check later logs extend it (`audit verify --checkpoint`). Prints the server's public
+    /// key: compare it with the one recorded at the server's first start. An auditor gets its
+    /// own domain's entries whole and the others redacted (the chain still verifies).
     Export {
         /// An auditor's configuration (tabir.toml from `tabir custody device add --role auditor`).
         #[arg(long, value_name = "FILE", env = "TABIR_CONFIG")]
@@ -46,17 +48,26 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Verify the hash chain and the server's signature on every entry of an exported log.
+    /// Verify the hash chain and the server's signature on every entry of an exported log, and
+    /// that it extends a checkpoint kept from before (no entry removed from its end, none
+    /// rewritten).
     ///
     /// Exit status 0 when the whole log verifies, 1 when an entry does not (the first bad one
-    /// is named), 2 when the log or key cannot be read.
+    /// is named) or the log does not extend the checkpoint, 2 when a file cannot be read.
     Verify {
-        /// The exported log: a JSON array of entries, oldest first, from the first entry.
+        /// The exported log: a JSON array of entries, oldest first, from the first entry (or
+        /// from the entry after --from-checkpoint's).
         #[arg(long)]
         log: PathBuf,
         /// The server's Ed25519 public key, 64 hex characters.
         #[arg(long)]
         server_key: String,
+        /// A checkpoint kept from earlier: the log must contain its entry, with its hash.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The log starts after this checkpoint's entry (verify only what came since).
+        #[arg(long, value_name = "FILE")]
+        from_checkpoint: Option<PathBuf>,
         /// Print one JSON object instead of a sentence.
         #[arg(long)]
         json: bool,
@@ -89,12 +100,7 @@ fn auditor(
     )?;
     let key = tabir_client::custody::read_signing_key(&config.device_key, &passphrase)
         .map_err(|e| e.to_string())?;
-    let transport = tabir_client::Transport::new(
-        &config.server,
-        key,
-        config.tls_root_pem().map_err(|e| e.to_string())?.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
+    let transport = config.transport(key).map_err(|e| e.to_string())?;
     Ok((
         config,
         passphrase,
@@ -112,22 +118,36 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {
     let (_, _, admin) = auditor(config)?;
     let runtime = runtime()?;
-    let (info, entries) = runtime
+    let (info, entries, checkpoint) = runtime
         .block_on(async {
             let info = admin.server_info().await?;
             let entries = admin
                 .export_audit(|count| eprint!("\rdownloaded {count} entries"))
                 .await?;
             eprintln!();
-            Ok::<_, tabir_client::ClientError>((info, entries))
+            // Signed after the export: it covers every entry exported (and its own read).
+            let checkpoint = admin.checkpoint().await?;
+            Ok::<_, tabir_client::ClientError>((info, entries, checkpoint))
         })
         .map_err(|e| e.to_string())?;
     let text = serde_json::to_vec_pretty(&entries).map_err(|e| e.to_string())?;
-    let partial = out.with_extension("partial");
-    std::fs::write(&partial, text)
-        .and_then(|()| std::fs::rename(&partial, &out))
+    tabir_client::sealed::write_private(&out, &text)
         .map_err(|e| format!("{}: {e}", out.display()))?;
-    println!("exported {} entries to {}", entries.len(), out.display());
+    let checkpoint_path = checkpoint_file(&out);
+    let text = serde_json::to_vec_pretty(&checkpoint).map_err(|e| e.to_string())?;
+    tabir_client::sealed::write_private(&checkpoint_path, &text)
+        .map_err(|e| format!("{}: {e}", checkpoint_path.display()))?;
+    let redacted = entries.iter().filter(|e| e.full().is_none()).count();
+    println!(
+        "exported {} entries to {} ({redacted} of other domains redacted)",
+        entries.len(),
+        out.display()
+    );
+    println!(
+        "checkpoint at entry {} written to {} (keep it: later logs must extend it)",
+        checkpoint.seq,
+        checkpoint_path.display()
+    );
     println!("server audit key: {}", info.audit_public_key);
     Ok(ExitCode::SUCCESS)
 }
@@ -282,41 +302,109 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, String> {
         AuditCommand::Verify {
             log,
             server_key,
+            checkpoint,
+            from_checkpoint,
             json,
-        } => {
-            let key = parse_key(&server_key)?;
-            let size = std::fs::metadata(&log)
-                .map_err(|e| format!("{}: {e}", log.display()))?
-                .len();
-            if size > MAX_LOG_BYTES {
-                return Err(format!("{}: over 1 GiB; verify it in pages", log.display()));
+        } => verify(VerifyArgs {
+            log,
+            server_key,
+            checkpoint,
+            from_checkpoint,
+            json,
+        }),
+    }
+}
+
+/// Where `audit export --out FILE` puts the checkpoint.
+fn checkpoint_file(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".checkpoint.json");
+    PathBuf::from(name)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > MAX_LOG_BYTES {
+        return Err(format!(
+            "{}: over 1 GiB; verify it in pages",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not {what}: {e}", path.display()))
+}
+
+struct VerifyArgs {
+    log: PathBuf,
+    server_key: String,
+    checkpoint: Option<PathBuf>,
+    from_checkpoint: Option<PathBuf>,
+    json: bool,
+}
+
+fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
+    let key = parse_key(&args.server_key)?;
+    let entries: Vec<LogEntry> = read_json(&args.log, "an exported audit log")?;
+    let start: Option<Checkpoint> = args
+        .from_checkpoint
+        .as_deref()
+        .map(|path| read_json(path, "an audit checkpoint"))
+        .transpose()?;
+    let kept: Option<Checkpoint> = args
+        .checkpoint
+        .as_deref()
+        .map(|path| read_json(path, "an audit checkpoint"))
+        .transpose()?;
+    let outcome = (|| -> Result<(), String> {
+        if let Some(start) = &start {
+            if !start.is_signed_by(&key) {
+                return Err("the starting checkpoint is not signed by the server's key".into());
             }
-            let text =
-                std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-            let entries: Vec<AuditEntry> = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: not an exported audit log: {e}", log.display()))?;
-            let outcome = verify_chain(&entries, None, &key);
-            if json {
-                let report = match &outcome {
-                    Ok(()) => serde_json::json!({"entries": entries.len(), "valid": true}),
-                    Err(error) => serde_json::json!({
-                        "entries": entries.len(),
-                        "valid": false,
-                        "error": error.to_string(),
-                    }),
-                };
-                println!("{report}");
-            } else {
-                match &outcome {
-                    Ok(()) => println!("audit log verifies: {} entries", entries.len()),
-                    Err(error) => println!("audit log does NOT verify: {error}"),
+        }
+        let after = start.as_ref().map(|c| (c.seq, c.hash.clone()));
+        verify_links_after(&entries, after.clone(), &key).map_err(|e| e.to_string())?;
+        if let Some(kept) = &kept {
+            let previous = after.as_ref().map(|(seq, hash)| (*seq, hash.as_str()));
+            check_extends(&entries, previous, kept, &key).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })();
+    let last = entries
+        .last()
+        .map_or_else(|| start.as_ref().map_or(0, |c| c.seq), LogEntry::seq);
+    if args.json {
+        let mut report = serde_json::json!({
+            "entries": entries.len(),
+            "last_seq": last,
+            "valid": outcome.is_ok(),
+        });
+        if let Some(kept) = &kept {
+            report["extends_checkpoint"] = serde_json::json!(kept.seq);
+        }
+        if let Err(error) = &outcome {
+            report["error"] = serde_json::json!(error);
+        }
+        println!("{report}");
+    } else {
+        match &outcome {
+            Ok(()) => {
+                print!(
+                    "audit log verifies: {} entries, up to entry {last}",
+                    entries.len()
+                );
+                match &kept {
+                    Some(kept) => println!("; it extends the checkpoint at entry {}", kept.seq),
+                    None => println!(),
                 }
             }
-            Ok(if outcome.is_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Err(error) => println!("audit log does NOT verify: {error}"),
         }
     }
+    Ok(if outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -30,6 +30,10 @@ pub struct ServerUrl {
     /// An extra PEM certificate to trust (private CA or self-signed server).
     #[arg(long, value_name = "PEM", env = "TABIR_TLS_ROOT")]
     tls_root: Option<PathBuf>,
+    /// Allow plain http to another machine (a protected network only; http to this machine is
+    /// always allowed).
+    #[arg(long, env = "TABIR_ALLOW_HTTP")]
+    allow_http: bool,
 }
 
 impl ServerUrl {
@@ -38,6 +42,16 @@ impl ServerUrl {
             .as_ref()
             .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
             .transpose()
+    }
+
+    fn transport(&self, key: ed25519_dalek::SigningKey) -> Result<Transport, String> {
+        let tls_root = self.tls_root()?;
+        if self.allow_http {
+            Transport::with_insecure_http(&self.server, key, tls_root.as_deref())
+        } else {
+            Transport::new(&self.server, key, tls_root.as_deref())
+        }
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -60,10 +74,21 @@ pub enum CustodyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Register the custodian's key with a fresh server, using the one-time token it printed.
+    /// Register the custodian's key with a fresh server, using the one-time token it wrote to
+    /// its data folder (bootstrap-token).
     Bootstrap {
-        #[arg(long, value_name = "TOKEN", env = "TABIR_BOOTSTRAP_TOKEN")]
-        token: String,
+        /// The token itself.
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "TABIR_BOOTSTRAP_TOKEN",
+            hide_env_values = true,
+            required_unless_present = "token_file"
+        )]
+        token: Option<String>,
+        /// The file the server wrote the token to.
+        #[arg(long, value_name = "FILE", conflicts_with = "token")]
+        token_file: Option<PathBuf>,
         #[arg(long, default_value = "custodian")]
         label: String,
         #[command(flatten)]
@@ -160,8 +185,7 @@ fn admin_with(
     let (key, _) = custody
         .custodian_key(passphrase)
         .map_err(|e| e.to_string())?;
-    let transport = Transport::new(&server.server, key, server.tls_root()?.as_deref())
-        .map_err(|e| e.to_string())?;
+    let transport = server.transport(key)?;
     Ok(AdminClient::new(transport))
 }
 
@@ -178,7 +202,7 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
             if !custody.custodian_key_path().exists() {
                 return Err(format!(
                     "no custodian key in {}: register with the server first \
-                     (`tabir custody bootstrap --server URL --token TOKEN`)",
+                     (`tabir custody bootstrap --server URL --token-file FILE`)",
                     custody.root.display()
                 ));
             }
@@ -239,10 +263,21 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
         }
         CustodyCommand::Bootstrap {
             token,
+            token_file,
             label,
             keys,
             server,
         } => {
+            let token = match (token, token_file) {
+                (Some(token), _) => zeroize::Zeroizing::new(token),
+                (None, Some(file)) => zeroize::Zeroizing::new(
+                    std::fs::read_to_string(&file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?
+                        .trim()
+                        .to_owned(),
+                ),
+                (None, None) => return Err("give --token or --token-file".into()),
+            };
             let custody = Custody::new(keys.keys);
             let first_use = !custody.custodian_key_path().exists();
             let (key, _) = custody
@@ -256,6 +291,7 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
                     &label,
                     &key.verifying_key(),
                     tls_root.as_deref(),
+                    server.allow_http,
                 ))
                 .map_err(|e| e.to_string())?;
             println!(

@@ -108,8 +108,16 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
     });
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() >= KILL_AFTER);
+    let first_nik = acknowledged.iter().next().unwrap().clone();
 
-    // Read the database the killed server left behind.
+    // Read the database the killed server left behind. It names subjects by their keyed
+    // tags (made with the master key), never by NIK.
+    let master_key =
+        tabir_server::MasterKey::load_or_create(&support::master_key_path(&data), None).unwrap();
+    let acknowledged: BTreeSet<String> = acknowledged
+        .iter()
+        .map(|nik| master_key.subject_tag(DOMAIN, nik).as_str().to_owned())
+        .collect();
     {
         let store = tabir_store::sqlite::SqliteStore::open(&data).unwrap();
         let stored = store.templates(DOMAIN).unwrap();
@@ -146,7 +154,7 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
         "the server's key survives a restart"
     );
     // A device registered before the crash verifies an enrolment acknowledged before it.
-    let subject = SubjectId::parse(acknowledged.iter().next().unwrap()).unwrap();
+    let subject = SubjectId::parse(&first_nik).unwrap();
     let probe = encryptor.encrypt_probe(&embedding).unwrap().to_bytes();
     runtime.block_on(async {
         let transport = Transport::new(&restarted.url, device_again, None).unwrap();

@@ -6,7 +6,7 @@ use crate::transport::{describe, read_answer, AnswerError, Transport};
 use ed25519_dalek::VerifyingKey;
 use reqwest::Method;
 use tabir_crypto::shares::ShareDelta;
-use tabir_proto::audit::AuditEntry;
+use tabir_proto::audit::{Checkpoint, LogEntry};
 use tabir_proto::messages::{
     AuditPage, CustodianBootstrap, DeviceInfo, DeviceRegistration, DomainInfo, ResharePage,
     ReshareRequest, ServerInfo,
@@ -38,16 +38,25 @@ impl AdminClient {
         &self.transport
     }
 
-    /// Register the first custodian's public key with the server's one-time token.
+    /// Register the first custodian's public key with the server's one-time token. Plain http
+    /// only to this machine unless `allow_http`; redirects are not followed.
     pub async fn bootstrap(
         server: &str,
         token: &str,
         label: &str,
         custodian: &VerifyingKey,
         tls_root: Option<&[u8]>,
+        allow_http: bool,
     ) -> Result<DeviceInfo> {
         let base = server.trim_end_matches('/');
-        let mut builder = reqwest::Client::builder();
+        // The same URL rules as every signed request.
+        let probe_key = ed25519_dalek::SigningKey::from_bytes(&[0; 32]);
+        if allow_http {
+            Transport::with_insecure_http(base, probe_key, None)?;
+        } else {
+            Transport::new(base, probe_key, None)?;
+        }
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = tls_root {
             builder = builder.add_root_certificate(
                 reqwest::Certificate::from_pem(pem)
@@ -198,9 +207,24 @@ impl AdminClient {
         json(&reply.body)
     }
 
-    /// The whole audit log, page by page; `progress` is told the count so far.
-    pub async fn export_audit(&self, progress: impl FnMut(usize)) -> Result<Vec<AuditEntry>> {
+    /// The whole audit log, page by page; `progress` is told the count so far. An auditor gets
+    /// other domains' entries redacted.
+    pub async fn export_audit(&self, progress: impl FnMut(usize)) -> Result<Vec<LogEntry>> {
         self.export_audit_after(0, progress).await
+    }
+
+    /// The log's head, signed by the server: keep it, and check later logs extend it.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        let reply = self
+            .transport
+            .send(
+                Method::GET,
+                routes::AUDIT_CHECKPOINT,
+                Vec::new(),
+                CONTENT_TYPE_JSON,
+            )
+            .await?;
+        json(&reply.body)
     }
 
     /// The audit log's entries after sequence number `after`, page by page.
@@ -208,8 +232,8 @@ impl AdminClient {
         &self,
         after: u64,
         mut progress: impl FnMut(usize),
-    ) -> Result<Vec<AuditEntry>> {
-        let mut entries: Vec<AuditEntry> = Vec::new();
+    ) -> Result<Vec<LogEntry>> {
+        let mut entries: Vec<LogEntry> = Vec::new();
         let mut after = after;
         loop {
             let reply = self

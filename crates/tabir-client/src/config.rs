@@ -40,6 +40,9 @@ pub struct ClientConfig {
     pub public_key: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_root: Option<PathBuf>,
+    /// Allow plain http to a host other than this machine (a protected network only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
     /// Only read, to refuse bundles of the first version that held the whole domain key.
     #[serde(default, skip_serializing)]
     secret_key: Option<PathBuf>,
@@ -66,7 +69,18 @@ impl ClientConfig {
             share: None,
             public_key: None,
             tls_root: None,
+            allow_http: false,
             secret_key: None,
+        }
+    }
+
+    /// A signed transport to this configuration's server with `key`.
+    pub fn transport(&self, key: ed25519_dalek::SigningKey) -> Result<crate::Transport> {
+        let tls_root = self.tls_root_pem()?;
+        if self.allow_http {
+            crate::Transport::with_insecure_http(&self.server, key, tls_root.as_deref())
+        } else {
+            crate::Transport::new(&self.server, key, tls_root.as_deref())
         }
     }
 
@@ -116,6 +130,9 @@ impl ClientConfig {
         }
         if let Some(root) = env("TABIR_TLS_ROOT") {
             config.tls_root = Some(PathBuf::from(root));
+        }
+        if env("TABIR_ALLOW_HTTP").is_some_and(|v| v == "1" || v == "true") {
+            config.allow_http = true;
         }
         let missing = |what: &str| {
             ClientError::Config(format!(

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use tabir_crypto::ciphertexts::EncryptedBit;
 use tabir_crypto::{Decision, DomainConfig, KeyFingerprint};
 use tabir_device_crypto::DecryptionShare;
-use tabir_proto::audit::{verify_chain, Action, AuditEntry, Outcome, ReportedDecision};
+use tabir_proto::audit::{verify_log, Action, AuditEntry, Outcome, ReportedDecision};
 
 /// One escrowed result that did not check out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -92,15 +92,15 @@ impl Auditor<'_> {
         } else {
             None
         };
-        verify_chain(&entries, previous.as_ref(), self.server_key)
+        verify_log(&entries, previous.as_ref(), self.server_key)
             .map_err(|e| ClientError::BadAnswer(format!("the audit log does not verify: {e}")))?;
-        let to = to.unwrap_or_else(|| entries.last().map_or(from, |e| e.seq));
-        let in_domain = |e: &AuditEntry| e.event.domain.as_deref() == Some(self.domain);
+        let to = to.unwrap_or_else(|| entries.last().map_or(from, |e| e.seq()));
+        let in_domain = |e: &&AuditEntry| e.event.domain.as_deref() == Some(self.domain);
 
         // What the log says was answered, and what the devices reported.
         let mut answered: HashMap<u64, &AuditEntry> = HashMap::new();
         let mut reports: HashMap<(u64, &str), Decision> = HashMap::new();
-        for entry in entries.iter().filter(|e| in_domain(e)) {
+        for entry in entries.iter().filter_map(|e| e.full()).filter(in_domain) {
             let event = &entry.event;
             match (event.action, &event.outcome) {
                 (Action::Verify | Action::Identify, Outcome::Done)

@@ -166,8 +166,7 @@ impl OfficeClient {
             read_decryption_share(share_path, passphrase, public_key.config(), fingerprint)?;
         let encryptor = Encryptor::new(&public_key)?;
         let signing_key = read_signing_key(&config.device_key, passphrase)?;
-        let tls_root = config.tls_root_pem()?;
-        let transport = Transport::new(&config.server, signing_key, tls_root.as_deref())?;
+        let transport = config.transport(signing_key)?;
         Ok(Self::from_parts(
             transport,
             &config.domain,

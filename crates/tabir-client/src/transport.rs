@@ -1,7 +1,14 @@
 //! Signed HTTP to the server: every request signed with the caller's Ed25519 key (fresh
-//! timestamp and nonce per attempt), answers read whole, errors sorted into refusals (never
+//! timestamp and nonce per attempt; the body's digest in a header, so the server checks the
+//! signature before reading the body), answers read whole, errors sorted into refusals (never
 //! retried) and overload or network failures (retried with exponential backoff, honouring
 //! Retry-After).
+//!
+//! Retries are safe: every request that changes something carries a request id, the same on
+//! every attempt, and the server runs it once and answers later attempts from its record (a
+//! deletion whose answer was lost reports the deletion, not "unknown subject"). Redirects are
+//! never followed (they would carry the signed headers elsewhere), and plain http is refused
+//! except to this machine unless explicitly allowed.
 
 use crate::error::{ClientError, Result};
 use ed25519_dalek::SigningKey;
@@ -68,6 +75,26 @@ pub struct Transport {
     retry: RetryPolicy,
 }
 
+/// Whether `base` (an `http://...` URL) points at this machine.
+fn is_loopback(base: &str) -> bool {
+    let rest = base.trim_start_matches("http://");
+    let host = match rest.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => rest.split(['/', ':']).next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A fresh request id (32 hex characters), the same for every attempt of one request.
+fn request_id() -> String {
+    let mut id = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    tabir_proto::hex::encode(&id)
+}
+
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
@@ -78,17 +105,44 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     /// `server` is the base URL (`https://tabir.example:8443`); `tls_root` an extra PEM
-    /// certificate to trust (a private CA or a self-signed server certificate).
+    /// certificate to trust (a private CA or a self-signed server certificate). Plain
+    /// `http://` only to this machine (see [`Transport::with_insecure_http`]).
     pub fn new(server: &str, key: SigningKey, tls_root: Option<&[u8]>) -> Result<Self> {
+        Self::build(server, key, tls_root, false)
+    }
+
+    /// As [`Transport::new`], but plain `http://` to any host is allowed: only for a network
+    /// that is itself protected (a TLS-terminating proxy on the same host, a test bed).
+    pub fn with_insecure_http(
+        server: &str,
+        key: SigningKey,
+        tls_root: Option<&[u8]>,
+    ) -> Result<Self> {
+        Self::build(server, key, tls_root, true)
+    }
+
+    fn build(
+        server: &str,
+        key: SigningKey,
+        tls_root: Option<&[u8]>,
+        allow_http: bool,
+    ) -> Result<Self> {
         let base = server.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::Config(format!(
                 "the server URL must start with http:// or https://, got {base:?}"
             )));
         }
+        if base.starts_with("http://") && !allow_http && !is_loopback(&base) {
+            return Err(ClientError::Config(format!(
+                "{base} is plain http to another machine: requests, subject ids and answers would cross the network unencrypted. Use https://, or set allow_http = true (TABIR_ALLOW_HTTP=1) if a protected network carries it"
+            )));
+        }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300));
+            .timeout(Duration::from_secs(300))
+            // Signed headers must never follow a redirect to another place.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = tls_root {
             let certificate = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| ClientError::Config(format!("TLS certificate: {e}")))?;
@@ -119,7 +173,8 @@ impl Transport {
         tabir_proto::signing::key_id(&self.key.verifying_key())
     }
 
-    /// Send a signed request; Ok only for a 2xx answer.
+    /// Send a signed request; Ok only for a 2xx answer. Requests other than GET carry a request
+    /// id, so retrying them is safe.
     pub async fn send(
         &self,
         method: Method,
@@ -127,10 +182,13 @@ impl Transport {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<Reply> {
+        let request_id = (method != Method::GET).then(request_id);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.attempt(&method, path, &body, content_type).await;
+            let outcome = self
+                .attempt(&method, path, &body, content_type, request_id.as_deref())
+                .await;
             let wait = match outcome {
                 Attempt::Done(mut reply) => {
                     reply.attempts = attempt;
@@ -165,6 +223,7 @@ impl Transport {
         path: &str,
         body: &[u8],
         content_type: &str,
+        request_id: Option<&str>,
     ) -> Attempt {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -178,6 +237,7 @@ impl Transport {
             body,
             timestamp,
             tabir_proto::hex::encode(&nonce),
+            request_id.map(str::to_owned),
         );
         let mut request = self
             .http
@@ -221,7 +281,25 @@ impl Transport {
                 attempts: 0,
                 audit_seq,
             }),
-            429 => Attempt::Busy { retry_after },
+            429 => {
+                // A quota is a refusal worth reporting at once, not a wait.
+                match serde_json::from_slice::<ErrorBody>(&answer) {
+                    Ok(body) if body.error.code == "quota_exceeded" => {
+                        Attempt::Refused(ClientError::Refused {
+                            status,
+                            code: body.error.code,
+                            message: body.error.message,
+                        })
+                    }
+                    _ => Attempt::Busy { retry_after },
+                }
+            }
+            // An earlier attempt of this request is still running at the server.
+            409 if serde_json::from_slice::<ErrorBody>(&answer)
+                .is_ok_and(|b| b.error.code == "request_in_progress") =>
+            {
+                Attempt::Busy { retry_after }
+            }
             // Starting or shutting down: like a network failure, worth another try.
             503 => Attempt::Failed("the server is unavailable (starting or stopping)".into()),
             _ => {

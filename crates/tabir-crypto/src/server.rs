@@ -152,6 +152,14 @@ impl ServerKeys {
         self.fingerprint
     }
 
+    /// Memory the prepared keys hold (the Fourier bootstrapping key and the keyswitching key
+    /// dominate: about 120 MiB for the default set).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(self.bootstrap_key.as_view().data())
+            + std::mem::size_of_val(self.keyswitch_key.as_ref())
+            + std::mem::size_of_val(self.sign_accumulator.as_ref())
+    }
+
     /// 1:1: does the probe match this template? One external product, one keyswitch, one
     /// bootstrap. Returns the encrypted bit under the whole domain key, for escrow; a caller
     /// receives it only after [`crate::shares::ServerShare::apply`]. The server learns nothing.

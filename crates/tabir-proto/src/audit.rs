@@ -1,15 +1,20 @@
 //! The audit log's entries and how anyone holding the server's public key checks them.
 //!
 //! Each entry records who did what, when, in which key domain, under which key fingerprint,
-//! to which subject, and the outcome class: never a ciphertext, image, embedding, score or
-//! secret (the types below have no field that could hold one). Entries are hash-chained: an
-//! entry's hash covers its content and the previous entry's hash, and the server signs each
-//! hash with its Ed25519 key. Removing, reordering or editing an entry breaks the chain at that
-//! entry; [`verify_chain`] names the first bad one.
+//! to which subject (a keyed tag, never the NIK), and the outcome class: never a ciphertext,
+//! image, embedding, score or secret (the types below have no field that could hold one).
+//!
+//! Entries are hash-chained: an entry's hash covers its sequence number, the digest of its
+//! content and the previous entry's hash, and the server signs each hash with its Ed25519 key.
+//! Removing, reordering or editing an entry breaks the chain at that entry; [`verify_chain`]
+//! names the first bad one. Because the hash covers the content's digest, an entry can be shown
+//! [redacted](RedactedEntry) (its digest instead of its content: an auditor of one domain sees
+//! other domains' entries that way) and the chain still verifies. Deleting the newest entries
+//! leaves a valid but shorter chain: signed [`Checkpoint`]s, kept by auditors, catch that.
 
 use crate::hex;
 use crate::routes::Role;
-use crate::subject::SubjectId;
+use crate::subject::SubjectTag;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -76,7 +81,8 @@ pub struct AuditEvent {
     /// Hex key fingerprint of the domain's evaluation keys, when the action involves them.
     pub key_fingerprint: Option<String>,
     pub action: Action,
-    pub subject: Option<SubjectId>,
+    /// The subject's keyed tag (not the NIK).
+    pub subject: Option<SubjectTag>,
     pub outcome: Outcome,
     /// The entries this one is about: the verification a report answers, or the range an
     /// auditor asked to re-share.
@@ -96,36 +102,139 @@ pub struct AuditEntry {
     pub event: AuditEvent,
     /// Hex SHA-256 of the previous entry (64 zeros for the first).
     pub prev_hash: String,
-    /// Hex SHA-256 over this entry's sequence number, content and `prev_hash`.
+    /// Hex SHA-256 over this entry's sequence number, content digest and `prev_hash`.
     pub hash: String,
     /// Hex Ed25519 signature of the hash bytes by the server's key.
     pub signature: String,
 }
 
+/// An entry shown without its content: the digest of the content takes its place, so the
+/// chain still verifies. Auditors of one key domain see other domains' entries so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactedEntry {
+    pub seq: u64,
+    /// Hex SHA-256 of the entry's content (what [`AuditEntry::content_digest`] gives).
+    pub content_digest: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub signature: String,
+}
+
+/// An entry as a page of the log carries it: whole, or redacted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LogEntry {
+    Full(AuditEntry),
+    Redacted(RedactedEntry),
+}
+
 /// The `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-const DOMAIN_SEPARATOR: &[u8] = b"tabir-audit-entry-v1\0";
+const CONTENT_SEPARATOR: &[u8] = b"tabir-audit-content-v2\0";
+const ENTRY_SEPARATOR: &[u8] = b"tabir-audit-entry-v2\0";
 
-/// Hash of an entry's content: the serialization of (seq, event, prev_hash) is canonical
-/// because serde_json writes struct fields in declaration order.
-fn entry_hash(seq: u64, event: &AuditEvent, prev_hash: &str) -> [u8; 32] {
-    #[derive(Serialize)]
-    struct Hashed<'a> {
-        seq: u64,
-        event: &'a AuditEvent,
-        prev_hash: &'a str,
-    }
-    let content = serde_json::to_vec(&Hashed {
-        seq,
-        event,
-        prev_hash,
-    })
-    .unwrap_or_default();
+/// Digest of an entry's content: the serialization is canonical because serde_json writes
+/// struct fields in declaration order (and skips the optional ones that are absent).
+fn content_digest(event: &AuditEvent) -> [u8; 32] {
+    let content = serde_json::to_vec(event).unwrap_or_default();
     let mut hasher = Sha256::new();
-    hasher.update(DOMAIN_SEPARATOR);
+    hasher.update(CONTENT_SEPARATOR);
     hasher.update(&content);
     hasher.finalize().into()
+}
+
+fn entry_hash(seq: u64, digest: &[u8; 32], prev_hash: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(ENTRY_SEPARATOR);
+    hasher.update(seq.to_be_bytes());
+    hasher.update(digest);
+    hasher.update(prev_hash.as_bytes());
+    hasher.finalize().into()
+}
+
+impl AuditEntry {
+    /// Hex digest of the content, as a redacted copy shows it.
+    pub fn content_digest(&self) -> String {
+        hex::encode(&content_digest(&self.event))
+    }
+
+    /// This entry without its content.
+    pub fn redacted(&self) -> RedactedEntry {
+        RedactedEntry {
+            seq: self.seq,
+            content_digest: self.content_digest(),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+}
+
+impl LogEntry {
+    pub fn seq(&self) -> u64 {
+        match self {
+            LogEntry::Full(e) => e.seq,
+            LogEntry::Redacted(e) => e.seq,
+        }
+    }
+
+    pub fn hash(&self) -> &str {
+        match self {
+            LogEntry::Full(e) => &e.hash,
+            LogEntry::Redacted(e) => &e.hash,
+        }
+    }
+
+    /// The whole entry, unless it is redacted.
+    pub fn full(&self) -> Option<&AuditEntry> {
+        match self {
+            LogEntry::Full(e) => Some(e),
+            LogEntry::Redacted(_) => None,
+        }
+    }
+
+    fn link(&self) -> Link<'_> {
+        match self {
+            LogEntry::Full(e) => e.link(),
+            LogEntry::Redacted(e) => Link {
+                seq: e.seq,
+                digest: hex::decode::<32>(&e.content_digest),
+                prev_hash: &e.prev_hash,
+                hash: &e.hash,
+                signature: &e.signature,
+            },
+        }
+    }
+}
+
+impl From<AuditEntry> for LogEntry {
+    fn from(entry: AuditEntry) -> Self {
+        LogEntry::Full(entry)
+    }
+}
+
+/// What the chain check needs of an entry, whole or redacted.
+struct Link<'a> {
+    seq: u64,
+    /// None when a redacted entry's digest is not 64 hex characters.
+    digest: Option<[u8; 32]>,
+    prev_hash: &'a str,
+    hash: &'a str,
+    signature: &'a str,
+}
+
+impl AuditEntry {
+    fn link(&self) -> Link<'_> {
+        Link {
+            seq: self.seq,
+            digest: Some(content_digest(&self.event)),
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+            signature: &self.signature,
+        }
+    }
 }
 
 /// Chain `event` after `previous` (None for the first entry) and sign it.
@@ -134,7 +243,7 @@ pub fn seal(event: AuditEvent, previous: Option<&AuditEntry>, key: &SigningKey) 
         Some(p) => (p.seq + 1, p.hash.clone()),
         None => (1, GENESIS_HASH.to_owned()),
     };
-    let hash = entry_hash(seq, &event, &prev_hash);
+    let hash = entry_hash(seq, &content_digest(&event), &prev_hash);
     AuditEntry {
         seq,
         event,
@@ -158,39 +267,182 @@ pub enum ChainError {
     BadSignature { seq: u64 },
 }
 
-/// Check a run of consecutive entries. `previous` is the entry before the first one given
-/// (None when the run starts at the beginning of the log).
+/// Check a run of consecutive entries, whole or redacted. `previous` is the entry before the
+/// first one given (None when the run starts at the beginning of the log).
+pub fn verify_log(
+    entries: &[LogEntry],
+    previous: Option<&LogEntry>,
+    server_key: &VerifyingKey,
+) -> Result<(), ChainError> {
+    verify_links(
+        entries.iter().map(LogEntry::link),
+        previous.map(|p| (p.seq(), p.hash().to_owned())),
+        server_key,
+    )
+}
+
+/// [`verify_log`] for whole entries.
 pub fn verify_chain(
     entries: &[AuditEntry],
     previous: Option<&AuditEntry>,
     server_key: &VerifyingKey,
 ) -> Result<(), ChainError> {
-    let first_seq = previous.map_or(1, |p| p.seq + 1);
-    let mut expected_prev = previous.map_or(GENESIS_HASH.to_owned(), |p| p.hash.clone());
-    for (expected_seq, entry) in (first_seq..).zip(entries) {
-        let seq = entry.seq;
+    verify_links(
+        entries.iter().map(AuditEntry::link),
+        previous.map(|p| (p.seq, p.hash.clone())),
+        server_key,
+    )
+}
+
+/// Check entries starting right after a known point (`(seq, hash)` of the entry before).
+pub fn verify_links_after(
+    entries: &[LogEntry],
+    after: Option<(u64, String)>,
+    server_key: &VerifyingKey,
+) -> Result<(), ChainError> {
+    verify_links(entries.iter().map(LogEntry::link), after, server_key)
+}
+
+fn verify_links<'a>(
+    links: impl Iterator<Item = Link<'a>>,
+    previous: Option<(u64, String)>,
+    server_key: &VerifyingKey,
+) -> Result<(), ChainError> {
+    let first_seq = previous.as_ref().map_or(1, |(seq, _)| seq + 1);
+    let mut expected_prev = previous.map_or(GENESIS_HASH.to_owned(), |(_, hash)| hash);
+    for (expected_seq, link) in (first_seq..).zip(links) {
+        let seq = link.seq;
         if seq != expected_seq {
             return Err(ChainError::Sequence {
                 seq,
                 expected: expected_seq,
             });
         }
-        if entry.prev_hash != expected_prev {
+        if link.prev_hash != expected_prev {
             return Err(ChainError::BrokenLink { seq });
         }
-        let hash = entry_hash(seq, &entry.event, &entry.prev_hash);
-        if hex::encode(&hash) != entry.hash {
+        let digest = link.digest.ok_or(ChainError::Tampered { seq })?;
+        let hash = entry_hash(seq, &digest, link.prev_hash);
+        if hex::encode(&hash) != link.hash {
             return Err(ChainError::Tampered { seq });
         }
-        let signature = hex::decode::<64>(&entry.signature)
+        let signature = hex::decode::<64>(link.signature)
             .map(|bytes| Signature::from_bytes(&bytes))
             .ok_or(ChainError::BadSignature { seq })?;
         server_key
             .verify(&hash, &signature)
             .map_err(|_| ChainError::BadSignature { seq })?;
-        expected_prev = entry.hash.clone();
+        expected_prev = link.hash.to_owned();
     }
     Ok(())
+}
+
+/// The head of the log at a moment, signed by the server. An auditor keeps it; a later log
+/// must extend it: an entry with the same number and hash. A log that is shorter was
+/// truncated; one whose entry has another hash was rewritten (a fork).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The newest entry's sequence number (0 for an empty log).
+    pub seq: u64,
+    /// Its hash (the genesis hash for an empty log).
+    pub hash: String,
+    /// RFC 3339 UTC time the server signed it.
+    pub time: String,
+    /// Hex Ed25519 signature by the server's key.
+    pub signature: String,
+}
+
+const CHECKPOINT_SEPARATOR: &str = "tabir-audit-checkpoint-v1";
+
+fn checkpoint_message(seq: u64, hash: &str, time: &str) -> Vec<u8> {
+    format!("{CHECKPOINT_SEPARATOR}\n{seq}\n{hash}\n{time}").into_bytes()
+}
+
+impl Checkpoint {
+    pub fn sign(seq: u64, hash: String, time: String, key: &SigningKey) -> Self {
+        let signature = hex::encode(&key.sign(&checkpoint_message(seq, &hash, &time)).to_bytes());
+        Self {
+            seq,
+            hash,
+            time,
+            signature,
+        }
+    }
+
+    /// Whether the server's key signed it.
+    pub fn is_signed_by(&self, server_key: &VerifyingKey) -> bool {
+        hex::decode::<64>(&self.signature)
+            .map(|bytes| Signature::from_bytes(&bytes))
+            .is_some_and(|signature| {
+                server_key
+                    .verify_strict(
+                        &checkpoint_message(self.seq, &self.hash, &self.time),
+                        &signature,
+                    )
+                    .is_ok()
+            })
+    }
+}
+
+/// Why a log does not extend a checkpoint.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtendError {
+    #[error("the checkpoint is not signed by the server's key")]
+    NotSigned,
+    #[error(
+        "the log ends at entry {log_end}, before the checkpoint's entry {checkpoint}: entries were removed (truncated)"
+    )]
+    Truncated { log_end: u64, checkpoint: u64 },
+    #[error(
+        "entry {seq} has another hash than the checkpoint says: the log was rewritten (a fork)"
+    )]
+    Forked { seq: u64 },
+    #[error("the log starts after the checkpoint's entry {checkpoint}; export it from there")]
+    Missing { checkpoint: u64 },
+}
+
+/// Check that a run of entries (verified separately) contains the checkpoint's entry with the
+/// checkpoint's hash. `previous` is the entry before the run, when the run does not start at 1.
+pub fn check_extends(
+    entries: &[LogEntry],
+    previous: Option<(u64, &str)>,
+    checkpoint: &Checkpoint,
+    server_key: &VerifyingKey,
+) -> Result<(), ExtendError> {
+    if !checkpoint.is_signed_by(server_key) {
+        return Err(ExtendError::NotSigned);
+    }
+    if checkpoint.seq == 0 {
+        return Ok(());
+    }
+    if let Some((seq, hash)) = previous {
+        if seq == checkpoint.seq {
+            return if hash == checkpoint.hash {
+                Ok(())
+            } else {
+                Err(ExtendError::Forked { seq })
+            };
+        }
+        if seq > checkpoint.seq {
+            return Err(ExtendError::Missing {
+                checkpoint: checkpoint.seq,
+            });
+        }
+    }
+    match entries.iter().find(|e| e.seq() == checkpoint.seq) {
+        Some(entry) if entry.hash() == checkpoint.hash => Ok(()),
+        Some(_) => Err(ExtendError::Forked {
+            seq: checkpoint.seq,
+        }),
+        None => Err(ExtendError::Truncated {
+            log_end: entries
+                .last()
+                .map_or_else(|| previous.map_or(0, |(seq, _)| seq), LogEntry::seq),
+            checkpoint: checkpoint.seq,
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -209,7 +461,7 @@ mod tests {
             domain: Some("jabar-bansos".into()),
             key_fingerprint: Some("cd".repeat(32)),
             action,
-            subject: subject.map(|s| SubjectId::parse(s).unwrap()),
+            subject: subject.map(|s| SubjectTag::parse(s).unwrap()),
             outcome: Outcome::Done,
             refers_to: None,
             reported: None,
@@ -226,7 +478,7 @@ mod tests {
                 Action::Verify
             };
             let entry = seal(
-                event(action, Some("3201012501900001")),
+                event(action, Some("ab".repeat(32).as_str())),
                 entries.last(),
                 &server,
             );
@@ -283,7 +535,11 @@ mod tests {
         // link, or (for the last entry) the signature, gives it away.
         let mut rehashed = entries.clone();
         rehashed[4].event.action = Action::DeleteEnrolment;
-        rehashed[4].hash = hex::encode(&entry_hash(5, &rehashed[4].event, &rehashed[4].prev_hash));
+        rehashed[4].hash = hex::encode(&entry_hash(
+            5,
+            &content_digest(&rehashed[4].event),
+            &rehashed[4].prev_hash,
+        ));
         assert_eq!(
             verify_chain(&rehashed, None, &public),
             Err(ChainError::BadSignature { seq: 5 })
@@ -293,6 +549,81 @@ mod tests {
         assert_eq!(
             verify_chain(&entries, None, &key(8).verifying_key()),
             Err(ChainError::BadSignature { seq: 1 })
+        );
+    }
+
+    #[test]
+    fn redacted_entries_keep_the_chain_and_their_content_hidden() {
+        let entries = log(5);
+        let public = key(7).verifying_key();
+        let mixed: Vec<LogEntry> = entries
+            .iter()
+            .map(|e| {
+                if e.seq % 2 == 0 {
+                    LogEntry::Redacted(e.redacted())
+                } else {
+                    LogEntry::Full(e.clone())
+                }
+            })
+            .collect();
+        assert_eq!(verify_log(&mixed, None, &public), Ok(()));
+        let json = serde_json::to_string(&mixed).unwrap();
+        let back: Vec<LogEntry> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, mixed);
+        assert!(matches!(back[1], LogEntry::Redacted(_)));
+        assert!(!json.contains("\"actor\":\"x") && json.matches("\"action\"").count() == 3);
+        // A redacted entry with another digest is caught.
+        let mut forged = mixed.clone();
+        if let LogEntry::Redacted(r) = &mut forged[1] {
+            r.content_digest = "00".repeat(32);
+        }
+        assert_eq!(
+            verify_log(&forged, None, &public),
+            Err(ChainError::Tampered { seq: 2 })
+        );
+    }
+
+    #[test]
+    fn checkpoints_catch_truncation_and_forks() {
+        let server = key(7);
+        let public = server.verifying_key();
+        let entries: Vec<LogEntry> = log(6).into_iter().map(LogEntry::from).collect();
+        let at_5 = Checkpoint::sign(5, entries[4].hash().to_owned(), "t".into(), &server);
+        assert!(at_5.is_signed_by(&public));
+        assert_eq!(check_extends(&entries, None, &at_5, &public), Ok(()));
+        // Drop the last two entries: the chain still verifies, the checkpoint does not.
+        let truncated = &entries[..4];
+        assert_eq!(verify_log(truncated, None, &public), Ok(()));
+        assert_eq!(
+            check_extends(truncated, None, &at_5, &public),
+            Err(ExtendError::Truncated {
+                log_end: 4,
+                checkpoint: 5
+            })
+        );
+        // Another history from entry 5 on (signed by the same server): a fork.
+        let mut other = log(4);
+        let mut forked_event = other[3].event.clone();
+        forked_event.action = Action::DeleteEnrolment;
+        let fifth = seal(forked_event, other.last(), &server);
+        other.push(fifth);
+        let other: Vec<LogEntry> = other.into_iter().map(LogEntry::from).collect();
+        assert_eq!(verify_log(&other, None, &public), Ok(()));
+        assert_eq!(
+            check_extends(&other, None, &at_5, &public),
+            Err(ExtendError::Forked { seq: 5 })
+        );
+        // A checkpoint someone else signed is refused.
+        let fake = Checkpoint::sign(5, entries[4].hash().to_owned(), "t".into(), &key(8));
+        assert_eq!(
+            check_extends(&entries, None, &fake, &public),
+            Err(ExtendError::NotSigned)
+        );
+        // Verifying from a checkpoint: the run after it links to the checkpoint's hash.
+        let rest = &entries[5..];
+        assert_eq!(
+            verify_links_after(rest, Some((at_5.seq, at_5.hash.clone())), &public),
+            Ok(())
         );
     }
 }

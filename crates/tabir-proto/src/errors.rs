@@ -44,6 +44,7 @@ macro_rules! error_codes {
 
 error_codes! {
     BadRequest = (400, "bad_request", "the request is not valid"),
+    BodyMismatch = (400, "body_mismatch", "the body is not the one the request's signature covers"),
     InvalidSubjectId = (400, "invalid_subject_id", "the subject id must be a valid 16-digit NIK"),
     MalformedBlob = (400, "malformed_blob", "the ciphertext or key blob cannot be decoded"),
     WrongBlobType = (400, "wrong_blob_type", "the blob holds another kind of object than this route takes"),
@@ -65,6 +66,9 @@ error_codes! {
     AlreadyReported = (409, "already_reported", "a decision was already reported for this result"),
     PayloadTooLarge = (413, "payload_too_large", "the request body is over the limit for this route"),
     Overloaded = (429, "overloaded", "the server is busy; retry after the indicated delay"),
+    QuotaExceeded = (429, "quota_exceeded", "the quota of verifications for this subject or device is used up; retry after the indicated delay"),
+    RequestTimeout = (408, "request_timeout", "the request took too long to arrive or to answer"),
+    RequestInProgress = (409, "request_in_progress", "a request with this request id is still being processed; retry after the indicated delay"),
     Internal = (500, "internal", "the server failed to process the request"),
     Unavailable = (503, "unavailable", "the server is starting or shutting down"),
 }

@@ -17,4 +17,4 @@ pub mod subject;
 
 pub use errors::{ErrorBody, ErrorCode};
 pub use routes::Role;
-pub use subject::{SubjectId, SubjectIdError};
+pub use subject::{SubjectId, SubjectIdError, SubjectTag};

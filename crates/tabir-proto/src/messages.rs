@@ -129,7 +129,8 @@ pub struct DeletionReceipt {
 /// A page of the audit log (`GET /v1/audit`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditPage {
-    pub entries: Vec<crate::audit::AuditEntry>,
+    /// Whole entries, or (for an auditor, entries of other domains) redacted ones.
+    pub entries: Vec<crate::audit::LogEntry>,
     /// Pass as `after` for the next page; None at the end of the log.
     pub next_after: Option<u64>,
 }

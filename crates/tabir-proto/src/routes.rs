@@ -35,6 +35,10 @@ pub const SERVER_INFO: &str = "/v1/server";
 pub const DOMAINS: &str = "/v1/domains";
 /// `GET ?after=N&limit=M`: a page of the audit log.
 pub const AUDIT: &str = "/v1/audit";
+/// `GET`: the log's head, signed by the server (a checkpoint to keep).
+pub const AUDIT_CHECKPOINT: &str = "/v1/audit/checkpoint";
+/// `GET`, unauthenticated: the protocol as an OpenAPI 3.1 document.
+pub const OPENAPI: &str = "/v1/openapi.json";
 /// Unauthenticated: 200 when ready.
 pub const HEALTH: &str = "/healthz";
 /// Unauthenticated: Prometheus text.

@@ -85,10 +85,75 @@ impl fmt::Debug for SubjectId {
     }
 }
 
+/// What the server keeps and logs instead of a NIK: a keyed hash of it (HMAC-SHA256 under a
+/// key per key domain that the server derives from its master key and never writes down), as 64
+/// hex characters. The same NIK gives the same tag within a domain, so entries about one
+/// subject still link for auditors; without the key nobody can tell which NIK a tag stands for
+/// (a NIK has few enough values to be guessed from a plain hash), and deleting an enrolment
+/// leaves nothing readable.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SubjectTag(String);
+
+impl SubjectTag {
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
+        Self(crate::hex::encode(digest))
+    }
+
+    /// 64 lower-case hex characters.
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SubjectTag {
+    type Error = &'static str;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text).ok_or("a subject tag is 64 lower-case hex characters")
+    }
+}
+
+impl From<SubjectTag> for String {
+    fn from(tag: SubjectTag) -> Self {
+        tag.0
+    }
+}
+
+impl fmt::Display for SubjectTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SubjectTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubjectTag({})", &self.0[..12])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn tags_are_64_hex_characters() {
+        let tag = SubjectTag::from_digest(&[0xab; 32]);
+        assert_eq!(SubjectTag::parse(tag.as_str()), Some(tag.clone()));
+        assert_eq!(SubjectTag::parse("ab"), None);
+        assert_eq!(SubjectTag::parse(&"AB".repeat(32)), None);
+        let json = serde_json::to_string(&tag).unwrap();
+        assert_eq!(serde_json::from_str::<SubjectTag>(&json).unwrap(), tag);
+        assert!(serde_json::from_str::<SubjectTag>("\"3201012501900001\"").is_err());
+    }
 
     #[test]
     fn valid_niks_parse_and_print_masked() {

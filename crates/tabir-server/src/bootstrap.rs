@@ -3,9 +3,10 @@
 //! On first start the server creates its signing key in the data folder (mode 0600). A fresh
 //! server has no custodian, and only a custodian can register domains and devices, so either
 //! the operator names the custodian's public key by flag (`--custodian-key`), or the server
-//! prints a one-time token; the custodian's tool presents it once (`POST /v1/bootstrap`) to
-//! register its key. The server keeps only the token's SHA-256, compares in constant time,
-//! and forgets it when used. A restart before it is used prints a new one.
+//! makes a one-time token (written to a 0600 file, never to stdout or a log); the custodian's
+//! tool presents it once (`POST /v1/bootstrap`) to register its key. The store keeps only the
+//! token's SHA-256 and its expiry (an hour by default), so the token works at any replica,
+//! once: redeeming it registers the custodian and voids every other token in one transaction.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -17,7 +18,6 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tabir_proto::audit::{Action, Outcome};
 use tabir_proto::messages::CustodianBootstrap;
 use tabir_proto::signing;
@@ -79,7 +79,7 @@ pub fn load_or_create_server_key(path: &Path) -> Result<ServerKeyFile, StartErro
 }
 
 /// Write a secret file readable by its owner only, atomically.
-pub(crate) fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -98,18 +98,33 @@ pub(crate) fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result
     std::fs::rename(&temporary, path)
 }
 
-/// The SHA-256 of the one-time token, while one is outstanding.
-#[derive(Default)]
+/// A one-time bootstrap token and when it stops working.
 pub struct BootstrapToken {
-    digest: tokio::sync::Mutex<Option<[u8; 32]>>,
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for BootstrapToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BootstrapToken(<secret>, expires at {})",
+            self.expires_at
+        )
+    }
+}
+
+fn token_digest(token: &str) -> String {
+    tabir_proto::hex::encode(&Sha256::digest(token.trim().as_bytes()))
 }
 
 /// Register the custodian key given by flag, or make a bootstrap token when no custodian
-/// exists yet. Returns the token to print.
+/// exists yet. Returns the token (for the operator's 0600 file).
 pub async fn prepare_custodian(
     state: &Arc<AppState>,
     custodian_key: Option<String>,
-) -> Result<Option<String>, StartError> {
+) -> Result<Option<BootstrapToken>, StartError> {
     let keys = on_store(state, |state| state.store.keys(None)).await?;
     let has_custodian = keys
         .iter()
@@ -141,8 +156,13 @@ pub async fn prepare_custodian(
     let mut token_bytes = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(token_bytes.as_mut());
     let token = tabir_proto::hex::encode(token_bytes.as_ref());
-    *state.bootstrap.digest.lock().await = Some(Sha256::digest(token.as_bytes()).into());
-    Ok(Some(token))
+    let expires_at = crate::time::unix_now() + state.config.bootstrap_token_secs;
+    let digest = token_digest(&token);
+    on_store(state, move |state| {
+        state.store.add_bootstrap_token(&digest, expires_at)
+    })
+    .await?;
+    Ok(Some(BootstrapToken { token, expires_at }))
 }
 
 /// A store call at start-up, on a blocking thread (the PostgreSQL client must not run on the
@@ -183,20 +203,13 @@ fn custodian_record(public_key: &str, label: &str) -> Result<KeyRecord, &'static
     })
 }
 
-/// `POST /v1/bootstrap`: register the first custodian with the one-time token.
+/// `POST /v1/bootstrap`: register the first custodian with a one-time token (checked in the
+/// store: unexpired, unused, and no custodian yet; any replica, once).
 pub async fn redeem(
     state: &Arc<AppState>,
-    presented_token: Option<&str>,
+    presented_token: &str,
     request: CustodianBootstrap,
 ) -> Result<KeyRecord, ApiError> {
-    let mut outstanding = state.bootstrap.digest.lock().await;
-    let (Some(expected), Some(presented)) = (outstanding.as_ref(), presented_token) else {
-        return Err(ErrorCode::Unauthenticated.into());
-    };
-    let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    if !bool::from(expected.ct_eq(&presented)) {
-        return Err(ErrorCode::Unauthenticated.into());
-    }
     let registration = tabir_proto::messages::DeviceRegistration {
         label: request.label,
         public_key: request.public_key,
@@ -216,14 +229,17 @@ pub async fn redeem(
     };
     state
         .commit(
-            Change::PutKey {
+            Change::RedeemBootstrap {
+                token_digest: token_digest(presented_token),
+                now: crate::time::unix_now(),
                 record: record.clone(),
-                sealed_share: None,
             },
             act.event(&caller, Outcome::Done),
         )
-        .await?;
-    // Used: a second presentation is refused.
-    *outstanding = None;
+        .await
+        .map_err(|error| match error.code {
+            ErrorCode::Internal => error,
+            _ => ApiError::new(ErrorCode::Unauthenticated),
+        })?;
     Ok(record)
 }

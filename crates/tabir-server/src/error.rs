@@ -65,6 +65,7 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownSubject => ErrorCode::UnknownSubject,
             StoreError::UnknownEscrow => ErrorCode::UnknownEscrow,
             StoreError::AlreadyReported => ErrorCode::AlreadyReported,
+            StoreError::BootstrapRefused => ErrorCode::Unauthenticated,
             _ => {
                 // Store errors carry no request data (ciphertexts are opaque bytes to it).
                 tracing::error!(error = %error, "storage failed");

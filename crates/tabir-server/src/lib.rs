@@ -16,6 +16,7 @@ mod api;
 use api::registry;
 mod auth;
 mod bootstrap;
+mod connections;
 mod domains;
 mod error;
 mod metrics;
@@ -25,8 +26,10 @@ mod state;
 mod time;
 mod vault;
 
-pub use bootstrap::{load_or_create_server_key, ServerKeyFile, SERVER_KEY_FILE};
-pub use state::ServerConfig;
+pub use bootstrap::{
+    load_or_create_server_key, write_secret_file, BootstrapToken, ServerKeyFile, SERVER_KEY_FILE,
+};
+pub use state::{Limits, Quotas, ServerConfig};
 pub use vault::{MasterKey, MASTER_KEY_ENV};
 
 use std::net::SocketAddr;
@@ -76,10 +79,11 @@ pub struct Startup {
 }
 
 /// A running server: its address, the one-time bootstrap token (when no custodian is
-/// registered yet), and the handle that stops it.
+/// registered yet; hand it to the custodian privately, never in a log), and the handle that
+/// stops it.
 pub struct RunningServer {
     pub address: SocketAddr,
-    pub bootstrap_token: Option<String>,
+    pub bootstrap_token: Option<BootstrapToken>,
     shutdown: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -116,6 +120,26 @@ impl Stopper {
     }
 }
 
+/// HTTP/1: the time to send headers (also the wait between kept-alive requests) and their
+/// size; HTTP/2: concurrent streams per connection, header list size, dead-peer pings.
+fn http_limits(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limits: &state::Limits,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_headers(64);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(limits.max_h2_streams)
+        .max_header_list_size(16 * 1024)
+        .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
+        .keep_alive_timeout(std::time::Duration::from_secs(20));
+}
+
 /// Start serving on `listener`. Registers the custodian key given by flag, or makes a
 /// bootstrap token if no custodian exists yet; then answers requests until shut down.
 pub async fn start(
@@ -133,6 +157,7 @@ pub async fn start(
     let address = listener.local_addr().map_err(StartError::Listen)?;
     listener.set_nonblocking(true).map_err(StartError::Listen)?;
 
+    let limits = config.limits.clone();
     let state = state::AppState::new(store, server_key, master_key, config);
     registry::check_master_key(&state).await?;
     let bootstrap_token = bootstrap::prepare_custodian(&state, custodian_key).await?;
@@ -141,9 +166,18 @@ pub async fn start(
     let handle = axum_server::Handle::new();
     let service = app.into_make_service();
     let serves_tls = tls.is_some();
+    let guarded = connections::Guarded::new(
+        axum_server::accept::DefaultAcceptor,
+        limits.max_connections,
+        limits.idle_timeout,
+        state.metrics.refused_connections(),
+    );
     let task = match tls {
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(guarded)
+                .handle(handle.clone());
+            http_limits(server.http_builder(), &limits);
             tokio::spawn(async move { server.serve(service).await })
         }
         Some(files) => {
@@ -155,7 +189,13 @@ pub async fn start(
             )
             .await
             .map_err(|e| StartError::Tls(e.to_string()))?;
-            let server = axum_server::from_tcp_rustls(listener, tls_config).handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(guarded);
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle.clone());
+            http_limits(server.http_builder(), &limits);
             tokio::spawn(async move { server.serve(service).await })
         }
     };

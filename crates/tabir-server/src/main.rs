@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tabir_server::{MasterKey, ServerConfig, Startup, TlsFiles, MASTER_KEY_ENV};
+use tabir_server::{Limits, MasterKey, Quotas, ServerConfig, Startup, TlsFiles, MASTER_KEY_ENV};
 use tabir_store::Store;
 
 #[derive(Parser)]
@@ -19,8 +19,10 @@ use tabir_store::Store;
              the signed audit log. It holds no key that decrypts anything.",
     after_long_help = "\
 On first start the server creates its audit-signing key in DIR (server-signing.key, mode 0600).
-If no custodian is registered yet it prints a one-time bootstrap token: the custodian presents it
-once with `tabir custody bootstrap`. Or name the custodian's public key with --custodian-key.
+If no custodian is registered yet it writes a one-time bootstrap token to DIR/bootstrap-token
+(mode 0600; valid for --bootstrap-token-minutes, once, at any replica) and prints the file's
+path, never the token: the custodian presents it once with `tabir custody bootstrap`. Or name
+the custodian's public key with --custodian-key.
 
 The master key seals the server's halves of the decryption shares in the database. Keep it
 apart from the database and its backups: give --master-key FILE (created on first start, mode
@@ -41,11 +43,30 @@ pub struct ServerArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
     /// Keep templates, keys and the audit log in PostgreSQL instead (for several replicas).
-    #[arg(long, value_name = "URL", env = "TABIR_DATABASE_URL")]
+    /// Anything but the local host is reached over TLS with the certificate and host name
+    /// verified; `sslmode=disable` in the URL turns TLS off.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TABIR_DATABASE_URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// PostgreSQL schema to use (created if missing).
     #[arg(long, value_name = "NAME", requires = "database_url")]
     database_schema: Option<String>,
+    /// CA certificate(s) (PEM) that signed the database server's certificate [default: the
+    /// system's roots].
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "TABIR_DATABASE_CA",
+        requires = "database_url"
+    )]
+    database_ca: Option<PathBuf>,
+    /// Database connections per replica.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    database_pool: u32,
     /// Register this custodian public key (64 hex characters) instead of printing a token.
     #[arg(long, value_name = "HEX")]
     custodian_key: Option<String>,
@@ -64,6 +85,79 @@ pub struct ServerArgs {
     /// The largest gallery one identification scans.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_gallery: usize,
+    /// Seconds a client has to send a request's headers (also the wait allowed between
+    /// requests on a kept-alive connection).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a body may take, on top of its size at --min-body-rate.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    body_timeout: u64,
+    /// The slowest body upload accepted, in KiB/s.
+    #[arg(long, value_name = "KIB", default_value_t = 256)]
+    min_body_rate: u64,
+    /// Seconds from a request's headers to its answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    request_timeout: u64,
+    /// Seconds a connection may carry no bytes before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    idle_timeout: u64,
+    /// Open connections; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_h2_streams: u32,
+    /// Large bodies (domain registrations) read at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    max_large_bodies: usize,
+    /// Verifications of one subject per 24 hours, by all devices together (0: no quota).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    quota_subject_per_day: u32,
+    /// Verifications and identifications by one device per hour (0: no quota).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    quota_device_per_hour: u32,
+    /// Verifications and identifications by one device per 24 hours (0: no quota).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    quota_device_per_day: u32,
+    /// MiB of prepared evaluation keys kept in memory (about 120 MiB a domain).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    key_cache_mib: u64,
+    /// Minutes a bootstrap token stays valid.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    bootstrap_token_minutes: u64,
+}
+
+/// Where the bootstrap token is written: in the data folder, owner-only.
+const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
+
+impl ServerArgs {
+    fn config(&self) -> ServerConfig {
+        let defaults = ServerConfig::default();
+        ServerConfig {
+            fhe_workers: self.fhe_workers.map_or(defaults.fhe_workers, |w| w.max(1)),
+            fhe_queue: self.fhe_queue.unwrap_or(defaults.fhe_queue),
+            max_gallery: self.max_gallery,
+            limits: Limits {
+                header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+                body_timeout: Duration::from_secs(self.body_timeout.max(1)),
+                min_body_bytes_per_sec: self.min_body_rate.max(1) * 1024,
+                request_timeout: Duration::from_secs(self.request_timeout.max(1)),
+                idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+                max_connections: self.max_connections.max(1),
+                max_h2_streams: self.max_h2_streams.max(1),
+                max_large_bodies: self.max_large_bodies.max(1),
+                ..Limits::default()
+            },
+            quotas: Quotas {
+                subject_per_day: self.quota_subject_per_day,
+                device_per_hour: self.quota_device_per_hour,
+                device_per_day: self.quota_device_per_day,
+            },
+            key_cache_bytes: self.key_cache_mib.max(1) << 20,
+            bootstrap_token_secs: self.bootstrap_token_minutes.max(1) * 60,
+            ..defaults
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -97,8 +191,16 @@ fn run(args: ServerArgs) -> Result<(), String> {
     let master_key = master_key(&args)?;
     let store: Arc<dyn Store> = match &args.database_url {
         Some(url) => Arc::new(
-            tabir_store::postgres::PostgresStore::connect(url, args.database_schema.as_deref())
-                .map_err(|e| format!("PostgreSQL: {e}"))?,
+            tabir_store::postgres::PostgresStore::connect_with(
+                url,
+                &tabir_store::postgres::PostgresOptions {
+                    schema: args.database_schema.clone(),
+                    ca_file: args.database_ca.clone(),
+                    pool_size: args.database_pool,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| format!("PostgreSQL: {e}"))?,
         ),
         None => Arc::new(
             tabir_store::sqlite::SqliteStore::open(&args.data)
@@ -108,14 +210,7 @@ fn run(args: ServerArgs) -> Result<(), String> {
     let server_key =
         tabir_server::load_or_create_server_key(&args.data.join(tabir_server::SERVER_KEY_FILE))
             .map_err(|e| e.to_string())?;
-    let mut config = ServerConfig::default();
-    if let Some(workers) = args.fhe_workers {
-        config.fhe_workers = workers.max(1);
-    }
-    if let Some(queue) = args.fhe_queue {
-        config.fhe_queue = queue;
-    }
-    config.max_gallery = args.max_gallery;
+    let config = args.config();
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(certificate), Some(private_key)) => Some(TlsFiles {
             certificate,
@@ -131,6 +226,7 @@ fn run(args: ServerArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let data = args.data.clone();
     runtime.block_on(async move {
         let public_key = server_key.public_key_hex();
         let server = tabir_server::start(
@@ -150,9 +246,16 @@ fn run(args: ServerArgs) -> Result<(), String> {
         println!("listening on {scheme}://{}", server.address);
         println!("audit public key: {public_key}");
         if let Some(token) = &server.bootstrap_token {
-            println!("bootstrap token: {token}");
+            let path = data.join(BOOTSTRAP_TOKEN_FILE);
+            tabir_server::write_secret_file(&path, token.token.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let expires = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_secs(token.expires_at),
+            );
+            println!("bootstrap token file: {}", path.display());
             println!(
-                "  (one use: `tabir custody bootstrap` registers the first custodian with it)"
+                "  (one use, until {expires}: `tabir custody bootstrap --token-file {}` registers the first custodian)",
+                path.display()
             );
         }
         use std::io::Write;

@@ -5,13 +5,29 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Counter>>,
+    requests: Mutex<BTreeMap<(&'static str, String, u16), Counter>>,
     fhe: Mutex<BTreeMap<&'static str, Counter>>,
+    quota_exceeded: Mutex<BTreeMap<&'static str, u64>>,
+    refused_connections: Arc<AtomicU64>,
+}
+
+/// The method as a label: one of the few the API uses, or `other` (labels must stay a small,
+/// fixed set whatever clients send).
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        _ => "other",
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -28,13 +44,26 @@ impl Counter {
 }
 
 impl Metrics {
+    /// One answered request. `route` must be a route template or a fixed word, never a path.
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         if let Ok(mut requests) = self.requests.lock() {
             requests
-                .entry((method.to_owned(), route.to_owned(), status))
+                .entry((method_label(method), route.to_owned(), status))
                 .or_default()
                 .add(elapsed);
         }
+    }
+
+    /// A verification refused over a quota (`subject` or `device`).
+    pub fn quota_exceeded(&self, scope: &'static str) {
+        if let Ok(mut counts) = self.quota_exceeded.lock() {
+            *counts.entry(scope).or_default() += 1;
+        }
+    }
+
+    /// The counter the connection guard increments when it closes a connection over the cap.
+    pub fn refused_connections(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.refused_connections)
     }
 
     /// One encrypted evaluation (`verify`, `identify`, `prepare_keys`) and its pool time.
@@ -50,6 +79,7 @@ impl Metrics {
         pool_in_flight: usize,
         pool_capacity: usize,
         pool_rejected: u64,
+        key_cache_domains: usize,
     ) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -120,6 +150,39 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE tabir_fhe_pool_rejected_total counter");
         let _ = writeln!(out, "tabir_fhe_pool_rejected_total {pool_rejected}");
+        let _ = writeln!(
+            out,
+            "# HELP tabir_quota_exceeded_total Verifications refused over a quota, by quota."
+        );
+        let _ = writeln!(out, "# TYPE tabir_quota_exceeded_total counter");
+        let quotas = self
+            .quota_exceeded
+            .lock()
+            .map(|q| q.clone())
+            .unwrap_or_default();
+        for scope in ["subject", "device"] {
+            let _ = writeln!(
+                out,
+                "tabir_quota_exceeded_total{{quota=\"{scope}\"}} {}",
+                quotas.get(scope).copied().unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tabir_key_cache_domains Domains whose prepared keys are in memory."
+        );
+        let _ = writeln!(out, "# TYPE tabir_key_cache_domains gauge");
+        let _ = writeln!(out, "tabir_key_cache_domains {key_cache_domains}");
+        let _ = writeln!(
+            out,
+            "# HELP tabir_connections_refused_total Connections closed at once: over the cap."
+        );
+        let _ = writeln!(out, "# TYPE tabir_connections_refused_total counter");
+        let _ = writeln!(
+            out,
+            "tabir_connections_refused_total {}",
+            self.refused_connections.load(Ordering::Relaxed)
+        );
         out
     }
 }

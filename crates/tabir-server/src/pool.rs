@@ -45,14 +45,54 @@ impl FhePool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let Ok(permit) = Arc::clone(&self.admission).try_acquire_owned() else {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(ApiError {
-                code: ErrorCode::Overloaded,
-                retry_after: Some(self.retry_after_secs),
-            });
-        };
+        self.admit()?.run(job).await
+    }
+
+    /// A place in the pool, or 429 at once when it is full: taken before work that should
+    /// not happen for a request the pool would turn away (counting a quota).
+    pub fn admit(&self) -> Result<Admission<'_>, ApiError> {
+        match Arc::clone(&self.admission).try_acquire_owned() {
+            Ok(permit) => Ok(Admission { pool: self, permit }),
+            Err(_) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError {
+                    code: ErrorCode::Overloaded,
+                    retry_after: Some(self.retry_after_secs),
+                })
+            }
+        }
+    }
+
+    /// Jobs running or waiting now.
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.admission.available_permits()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
+
+/// An admitted job's place in the pool.
+pub struct Admission<'a> {
+    pool: &'a FhePool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Admission<'_> {
+    /// Run `job` on the pool's threads.
+    pub async fn run<T, F>(self, job: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = self.permit;
         let threads = self
+            .pool
             .threads
             .as_ref()
             .ok_or(ApiError::new(ErrorCode::Unavailable))?;
@@ -70,18 +110,5 @@ impl FhePool {
                 Err(ErrorCode::Internal.into())
             }
         }
-    }
-
-    /// Jobs running or waiting now.
-    pub fn in_flight(&self) -> usize {
-        self.capacity - self.admission.available_permits()
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
     }
 }

@@ -2,17 +2,18 @@
 //! FHE pool and the metrics.
 
 use crate::auth::Caller;
-use crate::bootstrap::{BootstrapToken, ServerKeyFile};
+use crate::bootstrap::ServerKeyFile;
 use crate::domains::DomainCache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pool::FhePool;
 use crate::vault::MasterKey;
 use std::sync::Arc;
+use std::time::Duration;
 use tabir_proto::audit::{
     self, Action, AuditEntry, AuditEvent, Outcome, ReportedDecision, SeqRange,
 };
-use tabir_proto::{ErrorCode, SubjectId};
+use tabir_proto::{ErrorCode, SubjectId, SubjectTag};
 use tabir_store::{AuditSealer, Change, Store, StoreError};
 
 /// Tunables of one server process.
@@ -26,6 +27,75 @@ pub struct ServerConfig {
     pub retry_after_secs: u64,
     /// The largest gallery one identification scans.
     pub max_gallery: usize,
+    pub limits: Limits,
+    pub quotas: Quotas,
+    /// Bytes of prepared evaluation keys kept in memory (about 120 MiB a domain); the least
+    /// recently used domain's keys are dropped beyond it.
+    pub key_cache_bytes: u64,
+    /// How long a bootstrap token stays valid.
+    pub bootstrap_token_secs: u64,
+}
+
+/// What a connection and a request may take: the defences against slow and hostile clients.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// To send a request's headers; also how long a kept-alive HTTP/1 connection may wait
+    /// between requests.
+    pub header_timeout: Duration,
+    /// A body's fixed allowance, on top of its size at `min_body_bytes_per_sec`.
+    pub body_timeout: Duration,
+    pub min_body_bytes_per_sec: u64,
+    /// From the headers to the end of the answer.
+    pub request_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections; more are closed at once.
+    pub max_connections: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub max_h2_streams: u32,
+    /// Bodies over 1 MiB (domain registrations) read at once.
+    pub max_large_bodies: usize,
+    /// How long an answer is kept for retries of its request id.
+    pub request_record_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            min_body_bytes_per_sec: 256 * 1024,
+            request_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(180),
+            max_connections: 1024,
+            max_h2_streams: 32,
+            max_large_bodies: 2,
+            request_record_secs: 600,
+        }
+    }
+}
+
+/// Verification quotas over sliding windows, shared by replicas (the store counts). They bound
+/// what a registered device can learn through the verify route used as an oracle
+/// (docs/threat-model.md). Zero turns a quota off.
+#[derive(Clone, Debug)]
+pub struct Quotas {
+    /// Verifications of one subject, by any device, per 24 hours.
+    pub subject_per_day: u32,
+    /// Verifications and identifications by one device per hour.
+    pub device_per_hour: u32,
+    /// ... and per 24 hours.
+    pub device_per_day: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            subject_per_day: 10,
+            device_per_hour: 200,
+            device_per_day: 2000,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -36,6 +106,10 @@ impl Default for ServerConfig {
             fhe_queue: 4 * cores,
             retry_after_secs: 1,
             max_gallery: 4096,
+            limits: Limits::default(),
+            quotas: Quotas::default(),
+            key_cache_bytes: 1 << 30,
+            bootstrap_token_secs: 3600,
         }
     }
 }
@@ -47,7 +121,8 @@ pub struct AppState {
     pub domains: DomainCache,
     pub pool: FhePool,
     pub metrics: Metrics,
-    pub bootstrap: BootstrapToken,
+    /// Slots for reading large bodies (domain registrations).
+    pub large_bodies: Arc<tokio::sync::Semaphore>,
     pub config: ServerConfig,
 }
 
@@ -63,7 +138,7 @@ pub struct Act {
     pub action: Action,
     pub domain: Option<String>,
     pub key_fingerprint: Option<String>,
-    pub subject: Option<SubjectId>,
+    pub subject: Option<SubjectTag>,
     pub refers_to: Option<SeqRange>,
     pub reported: Option<ReportedDecision>,
 }
@@ -107,16 +182,23 @@ impl AppState {
             store,
             server_key,
             master_key,
-            domains: DomainCache::default(),
+            domains: DomainCache::new(config.key_cache_bytes),
             pool: FhePool::new(
                 config.fhe_workers,
                 config.fhe_queue,
                 config.retry_after_secs,
             ),
             metrics: Metrics::default(),
-            bootstrap: BootstrapToken::default(),
+            large_bodies: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_large_bodies.max(1),
+            )),
             config,
         })
+    }
+
+    /// What every record names instead of a NIK: its keyed tag in `domain`.
+    pub fn subject_tag(&self, domain: &str, subject: &SubjectId) -> SubjectTag {
+        self.master_key.subject_tag(domain, subject.as_str())
     }
 
     /// Run a store call off the async runtime (the store is synchronous: SQLite or the

@@ -8,7 +8,9 @@ use crate::error::ApiError;
 use crate::StartError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 use std::path::{Path, PathBuf};
 use tabir_proto::ErrorCode;
 use zeroize::Zeroizing;
@@ -95,9 +97,32 @@ impl MasterKey {
         }
     }
 
+    /// The keyed tag of a subject in a domain: HMAC-SHA256 under a key per domain derived from
+    /// the master key (and so never written anywhere). Replicas with the same master key give
+    /// the same tags.
+    pub fn subject_tag(&self, domain: &str, nik: &str) -> tabir_proto::SubjectTag {
+        let domain_key = Zeroizing::new(hmac_sha256(
+            self.0.as_ref(),
+            &[b"tabir/subject-key/v1\0", domain.as_bytes()],
+        ));
+        tabir_proto::SubjectTag::from_digest(&hmac_sha256(domain_key.as_ref(), &[nik.as_bytes()]))
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(self.0.as_ref().into())
     }
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length.
+        Err(_) => unreachable!("HMAC accepts every key length"),
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// Whether `path` would sit inside `dir` (compared after resolving what exists).

@@ -32,7 +32,7 @@ fn small_pool() -> ServerConfig {
         fhe_workers: 1,
         fhe_queue: 1,
         retry_after_secs: 2,
-        ..ServerConfig::default()
+        ..no_quotas()
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use support::*;
 use tabir_proto::messages::DeviceInfo;
 use tabir_proto::signing::FRESHNESS_WINDOW_SECS;
-use tabir_proto::{routes, Role, SubjectId};
+use tabir_proto::{routes, Role};
 use tabir_server::ServerConfig;
 use tabir_store::Store;
 
@@ -83,7 +83,7 @@ async fn refusals(store: Arc<dyn Store>) {
     let auditor = signing_key(21);
     harness.register(&auditor, DOMAIN, Role::Auditor).await;
     let enrol_path = routes::enrolment(DOMAIN, NIK);
-    let subject = SubjectId::parse(NIK).unwrap();
+    let subject = harness.subject_tag(NIK);
 
     // Unsigned.
     http.send_with(
@@ -110,7 +110,7 @@ async fn refusals(store: Arc<dyn Store>) {
         },
     )
     .await
-    .refused(401, "unauthenticated");
+    .refused(400, "body_mismatch");
     // A key nobody registered.
     http.send(&signing_key(99), Method::PUT, &enrol_path, template())
         .await
@@ -364,7 +364,7 @@ async fn refusals(store: Arc<dyn Store>) {
     let reuse = http
         .client
         .post(format!("{}{}", http.base, routes::BOOTSTRAP))
-        .bearer_auth(harness.server.bootstrap_token.clone().unwrap())
+        .bearer_auth(&harness.server.bootstrap_token.as_ref().unwrap().token)
         .body(r#"{"label":"x","public_key":"0000000000000000000000000000000000000000000000000000000000000000"}"#)
         .send()
         .await

@@ -15,7 +15,7 @@ pub mod sqlite;
 
 use tabir_proto::audit::{Action, AuditEntry, AuditEvent, ReportedDecision};
 use tabir_proto::routes::Role;
-use tabir_proto::SubjectId;
+use tabir_proto::SubjectTag;
 
 /// A registered key domain.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,16 +102,66 @@ pub enum Change {
         seq: u64,
         decision: ReportedDecision,
     },
+    /// Enrol (or replace) the template of a subject, named by its keyed tag (the store never
+    /// holds a NIK).
     PutTemplate {
         domain: String,
-        subject: SubjectId,
+        subject: SubjectTag,
         template: Vec<u8>,
         at: String,
     },
     DeleteTemplate {
         domain: String,
-        subject: SubjectId,
+        subject: SubjectTag,
     },
+    /// Register the first custodian with a one-time bootstrap token: valid only when the token
+    /// (its SHA-256, hex) is outstanding, unexpired and unused, and no custodian exists yet. It
+    /// is then used up, on every replica.
+    RedeemBootstrap {
+        token_digest: String,
+        now: u64,
+        record: KeyRecord,
+    },
+}
+
+/// One quota to check: at most `limit` events of `scope` within the last `window_secs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaCheck {
+    /// What is counted, e.g. `subject:<domain>:<tag>` or `device:<key id>`.
+    pub scope: String,
+    pub window_secs: u64,
+    pub limit: u32,
+}
+
+/// The answer to [`Store::take_quota`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuotaDecision {
+    /// Within every quota; the event was counted.
+    Granted,
+    /// Over quota `check` (an index into the checks given); nothing was counted. The oldest
+    /// event in that window leaves it in `retry_after_secs`.
+    Exceeded { check: usize, retry_after_secs: u64 },
+}
+
+/// An answer kept for a request id, so a retry gets it again instead of a second execution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub content_type: String,
+    /// The audit entry named in the answer's header, if any.
+    pub audit_seq: Option<u64>,
+    pub body: Vec<u8>,
+}
+
+/// What [`Store::begin_request`] found for a request id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestRecord {
+    /// Unseen: recorded as in progress; run it, then `finish_request` or `abandon_request`.
+    New,
+    /// Another attempt of it is still running.
+    InProgress,
+    /// Done before: answer this again.
+    Answered(StoredAnswer),
 }
 
 /// Seals an audit event after the last entry (chains and signs it: the server's key).
@@ -136,6 +186,8 @@ pub enum StoreError {
     UnknownEscrow,
     #[error("a decision was already reported for this result")]
     AlreadyReported,
+    #[error("the bootstrap token is unknown, used, expired, or a custodian exists already")]
+    BootstrapRefused,
     #[error("the stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("storage failed: {0}")]
@@ -181,7 +233,10 @@ pub trait Store: Send + Sync {
         sealer: &dyn AuditSealer,
     ) -> Result<AuditEntry>;
 
+    /// A domain with its evaluation keys (tens of MiB).
     fn domain(&self, name: &str) -> Result<Option<DomainRecord>>;
+    /// A domain's registry entry without its keys (never reads the key blob).
+    fn domain_info(&self, name: &str) -> Result<Option<DomainRecord>>;
     /// The domain's reference server share as sealed by the server; None for an unknown
     /// domain, or a symmetric one from before shares (Some(empty) never happens).
     fn domain_share(&self, name: &str) -> Result<Option<Vec<u8>>>;
@@ -199,9 +254,9 @@ pub trait Store: Send + Sync {
     fn domains(&self) -> Result<Vec<DomainRecord>>;
     fn key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
     fn keys(&self, domain: Option<&str>) -> Result<Vec<KeyRecord>>;
-    fn template(&self, domain: &str, subject: &SubjectId) -> Result<Option<Vec<u8>>>;
+    fn template(&self, domain: &str, subject: &SubjectTag) -> Result<Option<Vec<u8>>>;
     /// The domain's gallery, in enrolment order.
-    fn templates(&self, domain: &str) -> Result<Vec<(SubjectId, Vec<u8>)>>;
+    fn templates(&self, domain: &str) -> Result<Vec<(SubjectTag, Vec<u8>)>>;
     /// Audit entries with `seq > after`, at most `limit`, in order.
     fn audit_page(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>>;
 
@@ -209,4 +264,25 @@ pub trait Store: Send + Sync {
     /// it is already recorded (a replay). Nonces past `now` are forgotten. Shared by replicas
     /// and kept across restarts, so a request is accepted once, anywhere.
     fn remember_nonce(&self, key_id: &str, nonce: &str, expires_at: u64, now: u64) -> Result<bool>;
+
+    /// Count one event against every check's scope, atomically, if none is over its limit at
+    /// `now` (Unix seconds); otherwise count nothing. Shared by replicas.
+    fn take_quota(&self, checks: &[QuotaCheck], now: u64) -> Result<QuotaDecision>;
+
+    /// Record that `key_id` started request `request_id` (kept until `expires_at`), or find
+    /// what became of it. Shared by replicas and kept across restarts.
+    fn begin_request(
+        &self,
+        key_id: &str,
+        request_id: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<RequestRecord>;
+    /// Keep the answer to a request started with `begin_request`.
+    fn finish_request(&self, key_id: &str, request_id: &str, answer: &StoredAnswer) -> Result<()>;
+    /// Forget a request that failed in a way worth retrying (a new attempt runs it again).
+    fn abandon_request(&self, key_id: &str, request_id: &str) -> Result<()>;
+
+    /// Keep a one-time bootstrap token's SHA-256 (hex) until `expires_at`.
+    fn add_bootstrap_token(&self, token_digest: &str, expires_at: u64) -> Result<()>;
 }

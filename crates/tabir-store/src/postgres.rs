@@ -1,15 +1,59 @@
 //! PostgreSQL, for several server replicas sharing one database. Same semantics as the
 //! embedded store: each change and its audit entry in one transaction; appends to the audit
 //! chain are serialised across replicas with a transaction-scoped advisory lock.
+//!
+//! Connections come from a pool (r2d2) that checks each one before use, so a replica carries
+//! on after a database restart without being restarted itself. Every session gets statement,
+//! lock and idle-in-transaction timeouts, so one stalled replica (holding the audit lock, say)
+//! cannot stop the others for longer than those. Connections to anything but the local host go
+//! over TLS (rustls, certificate and host name verified: verify-full); `sslmode=disable` in the
+//! URL turns TLS off explicitly.
 
 use crate::{
     enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
-    KeyRecord, Result, Store, StoreError,
+    KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, Store, StoreError, StoredAnswer,
 };
+use postgres::config::{Host, SslMode};
 use postgres::{Client, NoTls, Transaction};
-use std::sync::{Mutex, MutexGuard};
+use r2d2_postgres::PostgresConnectionManager;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use tabir_proto::audit::{AuditEntry, AuditEvent};
-use tabir_proto::SubjectId;
+use tabir_proto::routes::Role;
+use tabir_proto::SubjectTag;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// How a server reaches PostgreSQL, beyond the URL.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// A PostgreSQL schema to use (created if missing); None: the connection's default.
+    pub schema: Option<String>,
+    /// PEM file with the CA certificate(s) that signed the database server's certificate;
+    /// None: the system's trusted roots.
+    pub ca_file: Option<PathBuf>,
+    /// Connections per replica.
+    pub pool_size: u32,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
+    /// How long a request waits for a connection (or for the database to come back).
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            ca_file: None,
+            pool_size: 8,
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(10),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 /// Schema migrations, applied in order and recorded in `tabir_schema`.
 const MIGRATIONS: &[&str] = &[
@@ -75,50 +119,89 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX escrow_by_domain ON escrow (domain, seq);
 "#,
+    // Hardening: sliding-window quotas, request ids answered once, one-time bootstrap tokens
+    // shared by replicas. Templates are keyed by a subject's keyed tag from now on.
+    r#"
+    CREATE TABLE quota_events (
+        scope TEXT NOT NULL,
+        at    BIGINT NOT NULL
+    );
+    CREATE INDEX quota_events_by_scope ON quota_events (scope, at);
+    CREATE TABLE requests (
+        key_id       TEXT NOT NULL,
+        request_id   TEXT NOT NULL,
+        expires_at   BIGINT NOT NULL,
+        status       INTEGER,
+        content_type TEXT,
+        audit_seq    BIGINT,
+        body         BYTEA,
+        PRIMARY KEY (key_id, request_id)
+    );
+    CREATE INDEX requests_expiry ON requests (expires_at);
+    CREATE TABLE bootstrap_tokens (
+        digest     TEXT PRIMARY KEY,
+        expires_at BIGINT NOT NULL,
+        used       BOOLEAN NOT NULL DEFAULT FALSE
+    );
+"#,
 ];
 
 /// Advisory lock id serialising audit appends (any constant shared by all replicas).
 const AUDIT_LOCK: i64 = 0x7461_6269_725f_6175; // "tabir_au"
 
-pub struct PostgresStore {
-    client: Mutex<Connection>,
+type PlainPool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type TlsPool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+
+enum Pool {
+    Plain(PlainPool),
+    Tls(TlsPool),
 }
 
-/// The blocking client, closed on a plain thread when dropped: closing runs the client's own
-/// small runtime, which must not start on a thread of an async runtime (a server drops its
-/// store on one).
-struct Connection(Option<Client>);
+/// A pooled connection, plain or over TLS.
+enum Connection {
+    Plain(r2d2::PooledConnection<PostgresConnectionManager<NoTls>>),
+    Tls(r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>),
+}
 
 impl std::ops::Deref for Connection {
     type Target = Client;
     fn deref(&self) -> &Client {
-        match &self.0 {
-            Some(client) => client,
-            None => unreachable!("the client is taken only on drop"),
+        match self {
+            Connection::Plain(c) => c,
+            Connection::Tls(c) => c,
         }
     }
 }
 
 impl std::ops::DerefMut for Connection {
     fn deref_mut(&mut self) -> &mut Client {
-        match &mut self.0 {
-            Some(client) => client,
-            None => unreachable!("the client is taken only on drop"),
+        match self {
+            Connection::Plain(c) => c,
+            Connection::Tls(c) => c,
         }
     }
 }
 
-impl Drop for Connection {
+pub struct PostgresStore {
+    /// Taken only on drop.
+    pool: Option<Pool>,
+    /// Whether connections use TLS (for reports).
+    tls: bool,
+}
+
+/// The pool is closed on a plain thread: closing a blocking client runs its own small runtime,
+/// which must not start on a thread of an async runtime (a server drops its store on one).
+impl Drop for PostgresStore {
     fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            let _ = std::thread::spawn(move || drop(client)).join();
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
         }
     }
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PostgresStore")
+        write!(f, "PostgresStore(tls: {})", self.tls)
     }
 }
 
@@ -126,34 +209,154 @@ fn backend(error: postgres::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
+fn pool_error(error: r2d2::Error) -> StoreError {
+    StoreError::Backend(format!("no database connection: {error}"))
+}
+
+/// Whether a configuration asks for TLS: always, unless the URL says `sslmode=disable` or
+/// every host is this machine (a Unix socket or a loopback address).
+fn wants_tls(config: &postgres::Config) -> bool {
+    match config.get_ssl_mode() {
+        SslMode::Disable => false,
+        SslMode::Require => true,
+        _ => !config.get_hosts().iter().all(|host| match host {
+            Host::Tcp(name) => matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1"),
+            #[cfg(unix)]
+            Host::Unix(_) => true,
+        }),
+    }
+}
+
+/// rustls with the given CA file, or the system's roots: certificate chain and host name are
+/// verified (libpq's `verify-full`).
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<MakeRustlsConnect> {
+    let fail = |detail: String| StoreError::Backend(format!("database TLS: {detail}"));
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            for certificate in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let certificate =
+                    certificate.map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                roots
+                    .add(certificate)
+                    .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            for certificate in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(certificate);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(fail(
+            "no trusted root certificates: give the database's CA with --database-ca".into(),
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| fail(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// Connections checked before each use (a restarted database is noticed and reconnected).
+fn pool_builder<M: r2d2::ManageConnection>(options: &PostgresOptions) -> r2d2::Builder<M> {
+    r2d2::Pool::builder()
+        .max_size(options.pool_size.max(1))
+        .min_idle(Some(1))
+        .connection_timeout(options.connect_timeout)
+        .test_on_check_out(true)
+}
+
 impl PostgresStore {
-    /// Connect with a `postgres://` URL and bring the schema up to date. `schema` selects a
-    /// PostgreSQL schema (created if missing); None uses the connection's default.
+    /// Connect with a `postgres://` URL and bring the schema up to date, with default options
+    /// and `schema` (created if missing; None uses the connection's default).
     pub fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
-        let mut client = Client::connect(url, NoTls).map_err(backend)?;
-        if let Some(schema) = schema {
+        Self::connect_with(
+            url,
+            &PostgresOptions {
+                schema: schema.map(str::to_owned),
+                ..PostgresOptions::default()
+            },
+        )
+    }
+
+    /// Connect a pool with `options` and bring the schema up to date.
+    pub fn connect_with(url: &str, options: &PostgresOptions) -> Result<Self> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| StoreError::Backend(format!("database URL: {e}")))?;
+        let mut session = format!(
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            options.statement_timeout.as_millis(),
+            options.lock_timeout.as_millis(),
+            options.idle_in_transaction_timeout.as_millis()
+        );
+        if let Some(schema) = &options.schema {
             if !schema
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
                 return Err(StoreError::Backend("schema names are [a-z0-9_]".into()));
             }
-            client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-                ))
-                .map_err(backend)?;
+            session.push_str(&format!(" -c search_path={schema}"));
         }
-        migrate(&mut client)?;
-        Ok(Self {
-            client: Mutex::new(Connection(Some(client))),
-        })
+        if let Some(existing) = config.get_options() {
+            session = format!("{existing} {session}");
+        }
+        config.options(&session);
+        config.connect_timeout(options.connect_timeout);
+        config.keepalives_idle(Duration::from_secs(60));
+        let tls = wants_tls(&config);
+        if tls {
+            config.ssl_mode(SslMode::Require);
+        }
+        let pool = if tls {
+            let connector = tls_connector(options.ca_file.as_deref())?;
+            Pool::Tls(
+                pool_builder(options)
+                    .build(PostgresConnectionManager::new(config, connector))
+                    .map_err(pool_error)?,
+            )
+        } else {
+            Pool::Plain(
+                pool_builder(options)
+                    .build(PostgresConnectionManager::new(config, NoTls))
+                    .map_err(pool_error)?,
+            )
+        };
+        let store = Self {
+            pool: Some(pool),
+            tls,
+        };
+        {
+            let mut connection = store.connection()?;
+            if let Some(schema) = &options.schema {
+                connection
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .map_err(backend)?;
+            }
+            migrate(&mut connection)?;
+        }
+        Ok(store)
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
-        self.client
-            .lock()
-            .map_err(|_| StoreError::Backend("a previous store operation panicked".into()))
+    /// Whether connections use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls
+    }
+
+    fn connection(&self) -> Result<Connection> {
+        match &self.pool {
+            Some(Pool::Plain(pool)) => pool.get().map(Connection::Plain).map_err(pool_error),
+            Some(Pool::Tls(pool)) => pool.get().map(Connection::Tls).map_err(pool_error),
+            None => Err(StoreError::Backend("the store is closed".into())),
+        }
     }
 }
 
@@ -321,6 +524,42 @@ fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64) -> Result<()> {
             .map_err(backend)?;
             Ok(())
         }
+        Change::RedeemBootstrap {
+            token_digest,
+            now,
+            record,
+        } => {
+            // One redemption at a time across replicas.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(AUDIT_LOCK + 2)])
+                .map_err(backend)?;
+            let custodians: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM keys WHERE role = $1 AND revoked_at IS NULL",
+                    &[&enum_name(Role::Custodian)],
+                )
+                .map_err(backend)?
+                .get(0);
+            let used = tx
+                .execute(
+                    "UPDATE bootstrap_tokens SET used = TRUE
+                     WHERE digest = $1 AND NOT used AND expires_at > $2",
+                    &[&token_digest, &(now as i64)],
+                )
+                .map_err(backend)?;
+            if custodians > 0 || used == 0 {
+                return Err(StoreError::BootstrapRefused);
+            }
+            tx.execute("UPDATE bootstrap_tokens SET used = TRUE", &[])
+                .map_err(backend)?;
+            apply(
+                tx,
+                Change::PutKey {
+                    record,
+                    sealed_share: None,
+                },
+                seq,
+            )
+        }
         Change::DeleteTemplate { domain, subject } => {
             let deleted = tx
                 .execute(
@@ -369,7 +608,7 @@ impl Store for PostgresStore {
         event: AuditEvent,
         sealer: &dyn AuditSealer,
     ) -> Result<AuditEntry> {
-        let mut client = self.lock()?;
+        let mut client = self.connection()?;
         let mut tx = client.transaction().map_err(backend)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
             .map_err(backend)?;
@@ -396,7 +635,7 @@ impl Store for PostgresStore {
 
     fn domain(&self, name: &str) -> Result<Option<DomainRecord>> {
         let row = self
-            .lock()?
+            .connection()?
             .query_opt(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
                         registered_at, evaluation_keys
@@ -409,7 +648,7 @@ impl Store for PostgresStore {
 
     fn domain_share(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let row = self
-            .lock()?
+            .connection()?
             .query_opt("SELECT server_share FROM domains WHERE name = $1", &[&name])
             .map_err(backend)?;
         Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
@@ -417,7 +656,7 @@ impl Store for PostgresStore {
 
     fn key_share(&self, key_id: &str) -> Result<Option<Vec<u8>>> {
         let row = self
-            .lock()?
+            .connection()?
             .query_opt("SELECT sealed FROM shares WHERE key_id = $1", &[&key_id])
             .map_err(backend)?;
         Ok(row.map(|r| r.get(0)))
@@ -431,7 +670,7 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<EscrowRecord>> {
         let rows = self
-            .lock()?
+            .connection()?
             .query(
                 "SELECT seq, domain, key_id, action, result, report_seq, reported FROM escrow
                  WHERE domain = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4",
@@ -457,9 +696,22 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    fn domain_info(&self, name: &str) -> Result<Option<DomainRecord>> {
+        let row = self
+            .connection()?
+            .query_opt(
+                "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
+                        registered_at
+                 FROM domains WHERE name = $1",
+                &[&name],
+            )
+            .map_err(backend)?;
+        Ok(row.map(|r| domain_from_row(&r, false)))
+    }
+
     fn domains(&self) -> Result<Vec<DomainRecord>> {
         let rows = self
-            .lock()?
+            .connection()?
             .query(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
                         registered_at
@@ -484,9 +736,9 @@ impl Store for PostgresStore {
         }
     }
 
-    fn template(&self, domain: &str, subject: &SubjectId) -> Result<Option<Vec<u8>>> {
+    fn template(&self, domain: &str, subject: &SubjectTag) -> Result<Option<Vec<u8>>> {
         let row = self
-            .lock()?
+            .connection()?
             .query_opt(
                 "SELECT template FROM templates WHERE domain = $1 AND subject = $2",
                 &[&domain, &subject.as_str()],
@@ -495,9 +747,9 @@ impl Store for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    fn templates(&self, domain: &str) -> Result<Vec<(SubjectId, Vec<u8>)>> {
+    fn templates(&self, domain: &str) -> Result<Vec<(SubjectTag, Vec<u8>)>> {
         let rows = self
-            .lock()?
+            .connection()?
             .query(
                 "SELECT subject, template FROM templates WHERE domain = $1 ORDER BY position",
                 &[&domain],
@@ -506,16 +758,16 @@ impl Store for PostgresStore {
         rows.iter()
             .map(|r| {
                 let subject: String = r.get(0);
-                SubjectId::parse(&subject)
+                SubjectTag::parse(&subject)
                     .map(|s| (s, r.get(1)))
-                    .map_err(|e| StoreError::Corrupt(format!("stored subject id: {e}")))
+                    .ok_or_else(|| StoreError::Corrupt("a stored subject tag".into()))
             })
             .collect()
     }
 
     fn audit_page(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
         let rows = self
-            .lock()?
+            .connection()?
             .query(
                 "SELECT entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&(after as i64), &(limit as i64)],
@@ -527,7 +779,7 @@ impl Store for PostgresStore {
     }
 
     fn remember_nonce(&self, key_id: &str, nonce: &str, expires_at: u64, now: u64) -> Result<bool> {
-        let mut client = self.lock()?;
+        let mut client = self.connection()?;
         let mut tx = client.transaction().map_err(backend)?;
         tx.execute("DELETE FROM nonces WHERE expires_at < $1", &[&(now as i64)])
             .map_err(backend)?;
@@ -541,6 +793,138 @@ impl Store for PostgresStore {
         tx.commit().map_err(backend)?;
         Ok(inserted == 1)
     }
+
+    fn take_quota(&self, checks: &[QuotaCheck], now: u64) -> Result<QuotaDecision> {
+        let mut client = self.connection()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        // Replicas count one scope at a time: a transaction-scoped lock per scope, taken in
+        // sorted order (no deadlocks).
+        let mut scopes: Vec<&str> = checks.iter().map(|c| c.scope.as_str()).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        for scope in &scopes {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[scope],
+            )
+            .map_err(backend)?;
+        }
+        let longest = checks.iter().map(|c| c.window_secs).max().unwrap_or(0);
+        tx.execute(
+            "DELETE FROM quota_events WHERE scope = ANY($1) AND at <= $2",
+            &[&scopes, &(now.saturating_sub(longest) as i64)],
+        )
+        .map_err(backend)?;
+        for (index, check) in checks.iter().enumerate() {
+            let since = now.saturating_sub(check.window_secs) as i64;
+            let row = tx
+                .query_one(
+                    "SELECT COUNT(*), MIN(at) FROM quota_events WHERE scope = $1 AND at > $2",
+                    &[&check.scope, &since],
+                )
+                .map_err(backend)?;
+            let (count, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
+            if count >= i64::from(check.limit) {
+                let leaves = oldest.map_or(now, |at| at as u64 + check.window_secs);
+                return Ok(QuotaDecision::Exceeded {
+                    check: index,
+                    retry_after_secs: leaves.saturating_sub(now).max(1),
+                });
+            }
+        }
+        for scope in &scopes {
+            tx.execute(
+                "INSERT INTO quota_events (scope, at) VALUES ($1, $2)",
+                &[scope, &(now as i64)],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(QuotaDecision::Granted)
+    }
+
+    fn begin_request(
+        &self,
+        key_id: &str,
+        request_id: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<RequestRecord> {
+        let mut client = self.connection()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        tx.execute(
+            "DELETE FROM requests WHERE expires_at < $1",
+            &[&(now as i64)],
+        )
+        .map_err(backend)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO requests (key_id, request_id, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key_id, request_id) DO NOTHING",
+                &[&key_id, &request_id, &(expires_at as i64)],
+            )
+            .map_err(backend)?;
+        let record = if inserted == 1 {
+            RequestRecord::New
+        } else {
+            let row = tx
+                .query_one(
+                    "SELECT status, content_type, audit_seq, body FROM requests
+                     WHERE key_id = $1 AND request_id = $2",
+                    &[&key_id, &request_id],
+                )
+                .map_err(backend)?;
+            match row.get::<_, Option<i32>>(0) {
+                Some(status) => RequestRecord::Answered(StoredAnswer {
+                    status: status as u16,
+                    content_type: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                    audit_seq: row.get::<_, Option<i64>>(2).map(|s| s as u64),
+                    body: row.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
+                }),
+                None => RequestRecord::InProgress,
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(record)
+    }
+
+    fn finish_request(&self, key_id: &str, request_id: &str, answer: &StoredAnswer) -> Result<()> {
+        self.connection()?
+            .execute(
+                "UPDATE requests SET status = $3, content_type = $4, audit_seq = $5, body = $6
+                 WHERE key_id = $1 AND request_id = $2",
+                &[
+                    &key_id,
+                    &request_id,
+                    &i32::from(answer.status),
+                    &answer.content_type,
+                    &answer.audit_seq.map(|s| s as i64),
+                    &answer.body,
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn abandon_request(&self, key_id: &str, request_id: &str) -> Result<()> {
+        self.connection()?
+            .execute(
+                "DELETE FROM requests WHERE key_id = $1 AND request_id = $2",
+                &[&key_id, &request_id],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn add_bootstrap_token(&self, token_digest: &str, expires_at: u64) -> Result<()> {
+        self.connection()?
+            .execute(
+                "INSERT INTO bootstrap_tokens (digest, expires_at) VALUES ($1, $2)",
+                &[&token_digest, &(expires_at as i64)],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
 }
 
 impl PostgresStore {
@@ -550,7 +934,7 @@ impl PostgresStore {
                     EXISTS (SELECT 1 FROM shares WHERE shares.key_id = keys.key_id)
              FROM keys WHERE {condition} ORDER BY registered_at, key_id"
         );
-        let mut client = self.lock()?;
+        let mut client = self.connection()?;
         let rows = match value {
             Some(value) => client.query(&sql, &[&value]),
             None => client.query(&sql, &[]),

@@ -1,15 +1,21 @@
 //! The embedded default: one SQLite file under the server's data folder, in WAL mode with
-//! `synchronous = FULL`, so a committed transaction survives a crash or power loss.
+//! `synchronous = FULL`, so a committed transaction survives a crash or power loss. One
+//! connection writes (SQLite has one writer at a time anyway); reads go through a pool of
+//! read-only connections (r2d2), so they never wait behind a write. `secure_delete` overwrites
+//! deleted rows.
 
 use crate::{
     enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
-    KeyRecord, Result, Store, StoreError,
+    KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, Store, StoreError, StoredAnswer,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use std::path::Path;
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use tabir_proto::audit::{AuditEntry, AuditEvent};
-use tabir_proto::SubjectId;
+use tabir_proto::routes::Role;
+use tabir_proto::SubjectTag;
 
 /// File name of the database inside the data folder.
 pub const DATABASE_FILE: &str = "tabir.sqlite3";
@@ -78,19 +84,84 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX escrow_by_domain ON escrow (domain, seq);
 "#,
+    // Hardening: sliding-window quotas, request ids answered once, one-time bootstrap tokens
+    // shared by replicas. Templates are keyed by a subject's keyed tag from now on.
+    r#"
+    CREATE TABLE quota_events (
+        scope TEXT NOT NULL,
+        at    INTEGER NOT NULL
+    );
+    CREATE INDEX quota_events_by_scope ON quota_events (scope, at);
+    CREATE TABLE requests (
+        key_id       TEXT NOT NULL,
+        request_id   TEXT NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        status       INTEGER,
+        content_type TEXT,
+        audit_seq    INTEGER,
+        body         BLOB,
+        PRIMARY KEY (key_id, request_id)
+    );
+    CREATE INDEX requests_expiry ON requests (expires_at);
+    CREATE TABLE bootstrap_tokens (
+        digest     TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL,
+        used       INTEGER NOT NULL DEFAULT 0
+    );
+"#,
 ];
 
-#[derive(Debug)]
+/// A `requests` row: status, content type, audit entry, body (all NULL while in progress).
+type RequestRow = (Option<i64>, Option<String>, Option<i64>, Option<Vec<u8>>);
+
+/// Read-only connections per store (requests read in parallel; one writer).
+const READERS: u32 = 4;
+
 pub struct SqliteStore {
-    connection: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    readers: r2d2::Pool<ReadOnly>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+/// Opens the read-only connections of the pool.
+#[derive(Debug)]
+struct ReadOnly {
+    path: PathBuf,
+}
+
+impl r2d2::ManageConnection for ReadOnly {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> std::result::Result<Connection, rusqlite::Error> {
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+        Ok(connection)
+    }
+
+    fn is_valid(&self, connection: &mut Connection) -> std::result::Result<(), rusqlite::Error> {
+        connection.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
-fn parse_subject(text: &str) -> Result<SubjectId> {
-    SubjectId::parse(text).map_err(|e| StoreError::Corrupt(format!("stored subject id: {e}")))
+fn parse_subject(text: &str) -> Result<SubjectTag> {
+    SubjectTag::parse(text).ok_or_else(|| StoreError::Corrupt("a stored subject tag".into()))
 }
 
 impl SqliteStore {
@@ -98,25 +169,40 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", data_dir.display())))?;
-        let mut connection = Connection::open(data_dir.join(DATABASE_FILE)).map_err(backend)?;
+        let path = data_dir.join(DATABASE_FILE);
+        let mut connection = Connection::open(&path).map_err(backend)?;
         connection
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
                  PRAGMA foreign_keys = ON;
+                 PRAGMA secure_delete = ON;
                  PRAGMA busy_timeout = 5000;",
             )
             .map_err(backend)?;
         migrate(&mut connection)?;
+        let readers = r2d2::Pool::builder()
+            .max_size(READERS)
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(ReadOnly { path })
+            .map_err(|e| StoreError::Backend(format!("read connections: {e}")))?;
         Ok(Self {
-            connection: Mutex::new(connection),
+            writer: Mutex::new(connection),
+            readers,
         })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
-        self.connection
+        self.writer
             .lock()
             .map_err(|_| StoreError::Backend("a previous store operation panicked".into()))
+    }
+
+    fn reader(&self) -> Result<r2d2::PooledConnection<ReadOnly>> {
+        self.readers
+            .get()
+            .map_err(|e| StoreError::Backend(format!("read connection: {e}")))
     }
 }
 
@@ -291,6 +377,40 @@ fn apply(tx: &Transaction<'_>, change: Change, seq: u64) -> Result<()> {
             .map_err(backend)?;
             Ok(())
         }
+        Change::RedeemBootstrap {
+            token_digest,
+            now,
+            record,
+        } => {
+            let custodians: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM keys WHERE role = ?1 AND revoked_at IS NULL",
+                    [enum_name(Role::Custodian)],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            let used = tx
+                .execute(
+                    "UPDATE bootstrap_tokens SET used = 1
+                     WHERE digest = ?1 AND used = 0 AND expires_at > ?2",
+                    params![token_digest, now as i64],
+                )
+                .map_err(backend)?;
+            if custodians > 0 || used == 0 {
+                return Err(StoreError::BootstrapRefused);
+            }
+            // Every other outstanding token is void once a custodian exists.
+            tx.execute("UPDATE bootstrap_tokens SET used = 1", [])
+                .map_err(backend)?;
+            apply(
+                tx,
+                Change::PutKey {
+                    record,
+                    sealed_share: None,
+                },
+                seq,
+            )
+        }
         Change::DeleteTemplate { domain, subject } => {
             let deleted = tx
                 .execute(
@@ -373,7 +493,7 @@ impl Store for SqliteStore {
     }
 
     fn domain(&self, name: &str) -> Result<Option<DomainRecord>> {
-        let connection = self.lock()?;
+        let connection = self.reader()?;
         connection
             .query_row(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
@@ -386,8 +506,22 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
+    fn domain_info(&self, name: &str) -> Result<Option<DomainRecord>> {
+        let connection = self.reader()?;
+        connection
+            .query_row(
+                "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
+                        registered_at
+                 FROM domains WHERE name = ?1",
+                [name],
+                |row| domain_from_row(row, false),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
     fn domain_share(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let connection = self.lock()?;
+        let connection = self.reader()?;
         let share: Option<Option<Vec<u8>>> = connection
             .query_row(
                 "SELECT server_share FROM domains WHERE name = ?1",
@@ -400,7 +534,7 @@ impl Store for SqliteStore {
     }
 
     fn key_share(&self, key_id: &str) -> Result<Option<Vec<u8>>> {
-        let connection = self.lock()?;
+        let connection = self.reader()?;
         connection
             .query_row(
                 "SELECT sealed FROM shares WHERE key_id = ?1",
@@ -418,7 +552,7 @@ impl Store for SqliteStore {
         to: u64,
         limit: usize,
     ) -> Result<Vec<EscrowRecord>> {
-        let connection = self.lock()?;
+        let connection = self.reader()?;
         let mut statement = connection
             .prepare(
                 "SELECT seq, domain, key_id, action, result, report_seq, reported FROM escrow
@@ -463,7 +597,7 @@ impl Store for SqliteStore {
     }
 
     fn domains(&self) -> Result<Vec<DomainRecord>> {
-        let connection = self.lock()?;
+        let connection = self.reader()?;
         let mut statement = connection
             .prepare(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
@@ -488,8 +622,8 @@ impl Store for SqliteStore {
         }
     }
 
-    fn template(&self, domain: &str, subject: &SubjectId) -> Result<Option<Vec<u8>>> {
-        let connection = self.lock()?;
+    fn template(&self, domain: &str, subject: &SubjectTag) -> Result<Option<Vec<u8>>> {
+        let connection = self.reader()?;
         connection
             .query_row(
                 "SELECT template FROM templates WHERE domain = ?1 AND subject = ?2",
@@ -500,8 +634,8 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
-    fn templates(&self, domain: &str) -> Result<Vec<(SubjectId, Vec<u8>)>> {
-        let connection = self.lock()?;
+    fn templates(&self, domain: &str) -> Result<Vec<(SubjectTag, Vec<u8>)>> {
+        let connection = self.reader()?;
         let mut statement = connection
             .prepare("SELECT subject, template FROM templates WHERE domain = ?1 ORDER BY position")
             .map_err(backend)?;
@@ -517,7 +651,7 @@ impl Store for SqliteStore {
     }
 
     fn audit_page(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
-        let connection = self.lock()?;
+        let connection = self.reader()?;
         let mut statement = connection
             .prepare("SELECT entry FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(backend)?;
@@ -551,11 +685,139 @@ impl Store for SqliteStore {
         tx.commit().map_err(backend)?;
         Ok(inserted == 1)
     }
+
+    fn take_quota(&self, checks: &[QuotaCheck], now: u64) -> Result<QuotaDecision> {
+        let mut connection = self.lock()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let longest = checks.iter().map(|c| c.window_secs).max().unwrap_or(0);
+        tx.execute(
+            "DELETE FROM quota_events WHERE at <= ?1",
+            params![now.saturating_sub(longest) as i64],
+        )
+        .map_err(backend)?;
+        for (index, check) in checks.iter().enumerate() {
+            let since = now.saturating_sub(check.window_secs) as i64;
+            let (count, oldest): (i64, Option<i64>) = tx
+                .query_row(
+                    "SELECT COUNT(*), MIN(at) FROM quota_events WHERE scope = ?1 AND at > ?2",
+                    params![check.scope, since],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(backend)?;
+            if count >= i64::from(check.limit) {
+                let leaves = oldest.map_or(now, |at| at as u64 + check.window_secs);
+                return Ok(QuotaDecision::Exceeded {
+                    check: index,
+                    retry_after_secs: leaves.saturating_sub(now).max(1),
+                });
+            }
+        }
+        let mut scopes: Vec<&str> = checks.iter().map(|c| c.scope.as_str()).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        for scope in scopes {
+            tx.execute(
+                "INSERT INTO quota_events (scope, at) VALUES (?1, ?2)",
+                params![scope, now as i64],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(QuotaDecision::Granted)
+    }
+
+    fn begin_request(
+        &self,
+        key_id: &str,
+        request_id: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<RequestRecord> {
+        let mut connection = self.lock()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM requests WHERE expires_at < ?1",
+            params![now as i64],
+        )
+        .map_err(backend)?;
+        let found: Option<RequestRow> = tx
+            .query_row(
+                "SELECT status, content_type, audit_seq, body FROM requests
+                 WHERE key_id = ?1 AND request_id = ?2",
+                params![key_id, request_id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        let record = match found {
+            Some((Some(status), content_type, audit_seq, body)) => {
+                RequestRecord::Answered(StoredAnswer {
+                    status: status as u16,
+                    content_type: content_type.unwrap_or_default(),
+                    audit_seq: audit_seq.map(|s| s as u64),
+                    body: body.unwrap_or_default(),
+                })
+            }
+            Some(_) => RequestRecord::InProgress,
+            None => {
+                tx.execute(
+                    "INSERT INTO requests (key_id, request_id, expires_at) VALUES (?1, ?2, ?3)",
+                    params![key_id, request_id, expires_at as i64],
+                )
+                .map_err(backend)?;
+                RequestRecord::New
+            }
+        };
+        tx.commit().map_err(backend)?;
+        Ok(record)
+    }
+
+    fn finish_request(&self, key_id: &str, request_id: &str, answer: &StoredAnswer) -> Result<()> {
+        self.lock()?
+            .execute(
+                "UPDATE requests SET status = ?3, content_type = ?4, audit_seq = ?5, body = ?6
+                 WHERE key_id = ?1 AND request_id = ?2",
+                params![
+                    key_id,
+                    request_id,
+                    i64::from(answer.status),
+                    answer.content_type,
+                    answer.audit_seq.map(|s| s as i64),
+                    answer.body
+                ],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn abandon_request(&self, key_id: &str, request_id: &str) -> Result<()> {
+        self.lock()?
+            .execute(
+                "DELETE FROM requests WHERE key_id = ?1 AND request_id = ?2",
+                params![key_id, request_id],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn add_bootstrap_token(&self, token_digest: &str, expires_at: u64) -> Result<()> {
+        self.lock()?
+            .execute(
+                "INSERT INTO bootstrap_tokens (digest, expires_at) VALUES (?1, ?2)",
+                params![token_digest, expires_at as i64],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
 }
 
 impl SqliteStore {
     fn keys_where(&self, condition: &str, value: &str) -> Result<Vec<KeyRecord>> {
-        let connection = self.lock()?;
+        let connection = self.reader()?;
         let mut statement = connection
             .prepare(&format!(
                 "SELECT key_id, public_key, domain, role, label, registered_at, revoked_at,

@@ -94,3 +94,30 @@ fn results_are_escrowed_with_their_entry_and_reported_once() {
     let _cleanup = DropSchema(url.clone(), schema.clone());
     contract::results_are_escrowed_with_their_entry_and_reported_once(&open(&url, &schema));
 }
+
+#[test]
+fn quotas_count_sliding_windows_and_refuse_without_counting() {
+    let Some((url, schema)) = database("quotascount") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::quotas_count_sliding_windows_and_refuse_without_counting(&open(&url, &schema));
+}
+
+#[test]
+fn request_ids_are_answered_once() {
+    let Some((url, schema)) = database("requestids") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::request_ids_are_answered_once(&open(&url, &schema));
+}
+
+#[test]
+fn a_bootstrap_token_is_used_once_and_only_before_expiry() {
+    let Some((url, schema)) = database("abootstrap") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::a_bootstrap_token_is_used_once_and_only_before_expiry(&open(&url, &schema));
+}

@@ -45,3 +45,25 @@ fn results_are_escrowed_with_their_entry_and_reported_once() {
         &SqliteStore::open(dir.path()).unwrap(),
     );
 }
+
+#[test]
+fn quotas_count_sliding_windows_and_refuse_without_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::quotas_count_sliding_windows_and_refuse_without_counting(
+        &SqliteStore::open(dir.path()).unwrap(),
+    );
+}
+
+#[test]
+fn request_ids_are_answered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::request_ids_are_answered_once(&SqliteStore::open(dir.path()).unwrap());
+}
+
+#[test]
+fn a_bootstrap_token_is_used_once_and_only_before_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::a_bootstrap_token_is_used_once_and_only_before_expiry(
+        &SqliteStore::open(dir.path()).unwrap(),
+    );
+}

@@ -70,7 +70,8 @@ impl ServerProcess {
         let mut url = None;
         let mut token = None;
         let mut audit_key = None;
-        // The banner: "listening on", "audit public key", and maybe "bootstrap token".
+        // The banner: "listening on", "audit public key", and maybe "bootstrap token file"
+        // (the token itself is never printed). A server that exits ends the lines.
         while let Some(Ok(line)) = lines.next() {
             if let Some(rest) = line.strip_prefix("listening on ") {
                 url = Some(rest.to_owned());
@@ -79,8 +80,8 @@ impl ServerProcess {
                 if extra.contains(&"--custodian-key") {
                     break;
                 }
-            } else if let Some(rest) = line.strip_prefix("bootstrap token: ") {
-                token = Some(rest.to_owned());
+            } else if let Some(rest) = line.strip_prefix("bootstrap token file: ") {
+                token = Some(std::fs::read_to_string(rest).unwrap().trim().to_owned());
                 break;
             }
         }

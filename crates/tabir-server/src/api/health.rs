@@ -20,6 +20,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.pool.in_flight(),
         state.pool.capacity(),
         state.pool.rejected(),
+        state.domains.held(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -1,12 +1,15 @@
 //! Enrolment, deletion and the encrypted matches. Ciphertexts are decoded and checked
 //! against the domain (parameters, shapes, key fingerprint) before anything is stored or
-//! evaluated; evaluation runs on the bounded FHE pool; every outcome is audited.
+//! evaluated; verifications count against the quotas first; evaluation runs on the bounded FHE
+//! pool; every outcome is audited. Subjects are named by their keyed tag throughout: the NIK
+//! in the path is turned into a tag by the extractor and goes no further.
 //!
-//! Each route reads and authenticates the request, then runs its `*_checked` function, which
-//! fills in the audit record (`Act`) as it learns the subject and key fingerprint; a refusal
-//! is audited with whatever it had learnt.
+//! Each route gets its authenticated request from [`Signed`] (which already checked role,
+//! domain and subject), then runs its `*_checked` function, which fills in the audit record
+//! (`Act`) as it learns more; a refusal is audited with whatever it had learnt.
 
-use super::{blob_response, conclude, parse_subject, Signed};
+use super::policy;
+use super::{blob_response, conclude, Signed};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::{Act, AppState};
@@ -18,48 +21,102 @@ use axum::Json;
 use std::sync::Arc;
 use std::time::Instant;
 use tabir_crypto::ciphertexts::{EncryptedBit, EscrowedBit, Probe, Template};
-use tabir_crypto::ciphertexts::{PROBE_LIMIT, TEMPLATE_LIMIT};
 use tabir_crypto::server::{CandidateBits, ServerKeys};
 use tabir_proto::audit::{Action, Outcome};
 use tabir_proto::messages::{DeletionReceipt, EnrolmentReceipt};
-use tabir_proto::routes::{HEADER_AUDIT_SEQ, LIMIT_JSON};
-use tabir_proto::{ErrorCode, Role};
-use tabir_store::Change;
+use tabir_proto::routes::HEADER_AUDIT_SEQ;
+use tabir_proto::{ErrorCode, SubjectTag};
+use tabir_store::{Change, QuotaCheck, QuotaDecision};
 
-/// The device's own domain, its prepared keys, and the subject, all checked.
-async fn device_context(
+/// The domain's prepared keys, with their fingerprint noted in the audit record.
+async fn domain_keys(
     state: &Arc<AppState>,
-    caller: &Caller,
     act: &mut Act,
     domain: &str,
-    subject: Option<&str>,
 ) -> Result<Arc<ServerKeys>, ApiError> {
-    if let Some(subject) = subject {
-        act.subject = Some(parse_subject(subject)?);
-    }
-    caller.require(&[Role::Device], Some(domain))?;
     let keys = state.domains.get(state, domain).await?;
     act.key_fingerprint = Some(keys.fingerprint().to_hex());
     Ok(keys)
 }
 
+/// The subject the extractor checked and tagged.
+fn subject(act: &Act) -> Result<SubjectTag, ApiError> {
+    act.subject
+        .clone()
+        .ok_or(ApiError::new(ErrorCode::InvalidSubjectId))
+}
+
+/// Count one verification (of `subject`, when there is one) against the quotas, or refuse
+/// with 429 `quota_exceeded` and the time until the window frees a slot.
+async fn take_quota(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    domain: &str,
+    subject: Option<&SubjectTag>,
+) -> Result<(), ApiError> {
+    let quotas = &state.config.quotas;
+    let device = format!("device:{}", caller.key_id);
+    let mut checks = Vec::new();
+    let mut scopes = Vec::new();
+    if let (Some(subject), true) = (subject, quotas.subject_per_day > 0) {
+        checks.push(QuotaCheck {
+            scope: format!("subject:{domain}:{subject}"),
+            window_secs: 24 * 3600,
+            limit: quotas.subject_per_day,
+        });
+        scopes.push("subject");
+    }
+    for (window_secs, limit) in [
+        (3600, quotas.device_per_hour),
+        (24 * 3600, quotas.device_per_day),
+    ] {
+        if limit > 0 {
+            checks.push(QuotaCheck {
+                scope: device.clone(),
+                window_secs,
+                limit,
+            });
+            scopes.push("device");
+        }
+    }
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let now = crate::time::unix_now();
+    match state
+        .with_store(move |store| store.take_quota(&checks, now))
+        .await?
+    {
+        QuotaDecision::Granted => Ok(()),
+        QuotaDecision::Exceeded {
+            check,
+            retry_after_secs,
+        } => {
+            state
+                .metrics
+                .quota_exceeded(scopes.get(check).copied().unwrap_or("device"));
+            Err(ApiError {
+                code: ErrorCode::QuotaExceeded,
+                retry_after: Some(retry_after_secs),
+            })
+        }
+    }
+}
+
 /// `PUT /v1/domains/{domain}/subjects/{subject}` (device): enrol, or replace a template.
 pub async fn enrol(
     State(state): State<Arc<AppState>>,
-    Path((domain, subject)): Path<(String, String)>,
-    signed: Signed<{ TEMPLATE_LIMIT }>,
-) -> Result<Response, ApiError> {
-    let mut act = Act::new(Action::Enrol, Some(&domain));
-    let result = enrol_checked(
-        &state,
-        &signed.caller,
-        &mut act,
-        &domain,
-        &subject,
-        signed.body,
-    )
-    .await;
-    Ok(conclude(&state, &signed.caller, &act, result).await)
+    Path((domain, _)): Path<(String, String)>,
+    signed: Signed<policy::Enrolment>,
+) -> Response {
+    let Signed {
+        caller,
+        body,
+        mut act,
+        ..
+    } = signed;
+    let result = enrol_checked(&state, &caller, &mut act, &domain, body).await;
+    conclude(&state, &caller, &act, result).await
 }
 
 async fn enrol_checked(
@@ -67,14 +124,10 @@ async fn enrol_checked(
     caller: &Caller,
     act: &mut Act,
     domain: &str,
-    subject: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let keys = device_context(state, caller, act, domain, Some(subject)).await?;
-    let subject = act
-        .subject
-        .clone()
-        .ok_or(ApiError::new(ErrorCode::Internal))?;
+    let keys = domain_keys(state, act, domain).await?;
+    let subject = subject(act)?;
     Template::from_bytes(&body, keys.config(), keys.fingerprint())?;
     let lookup = (domain.to_owned(), subject.clone());
     let replaced = state
@@ -108,15 +161,17 @@ async fn enrol_checked(
 }
 
 /// `DELETE /v1/domains/{domain}/subjects/{subject}` (device): the template is deleted; the
-/// audit log keeps the event.
+/// audit log keeps the event (under the subject's tag: nothing readable is left).
 pub async fn delete_enrolment(
     State(state): State<Arc<AppState>>,
-    Path((domain, subject)): Path<(String, String)>,
-    signed: Signed<{ LIMIT_JSON }>,
-) -> Result<Response, ApiError> {
-    let mut act = Act::new(Action::DeleteEnrolment, Some(&domain));
-    let result = delete_checked(&state, &signed.caller, &mut act, &domain, &subject).await;
-    Ok(conclude(&state, &signed.caller, &act, result).await)
+    Path((domain, _)): Path<(String, String)>,
+    signed: Signed<policy::Deletion>,
+) -> Response {
+    let Signed {
+        caller, mut act, ..
+    } = signed;
+    let result = delete_checked(&state, &caller, &mut act, &domain).await;
+    conclude(&state, &caller, &act, result).await
 }
 
 async fn delete_checked(
@@ -124,13 +179,9 @@ async fn delete_checked(
     caller: &Caller,
     act: &mut Act,
     domain: &str,
-    subject: &str,
 ) -> Result<Response, ApiError> {
-    device_context(state, caller, act, domain, Some(subject)).await?;
-    let subject = act
-        .subject
-        .clone()
-        .ok_or(ApiError::new(ErrorCode::Internal))?;
+    domain_keys(state, act, domain).await?;
+    let subject = subject(act)?;
     let entry = state
         .commit(
             Change::DeleteTemplate {
@@ -179,20 +230,17 @@ async fn escrow_and_answer(
 /// bit out.
 pub async fn verify(
     State(state): State<Arc<AppState>>,
-    Path((domain, subject)): Path<(String, String)>,
-    signed: Signed<{ PROBE_LIMIT }>,
-) -> Result<Response, ApiError> {
-    let mut act = Act::new(Action::Verify, Some(&domain));
-    let result = verify_checked(
-        &state,
-        &signed.caller,
-        &mut act,
-        &domain,
-        &subject,
-        signed.body,
-    )
-    .await;
-    Ok(conclude(&state, &signed.caller, &act, result).await)
+    Path((domain, _)): Path<(String, String)>,
+    signed: Signed<policy::Verification>,
+) -> Response {
+    let Signed {
+        caller,
+        body,
+        mut act,
+        ..
+    } = signed;
+    let result = verify_checked(&state, &caller, &mut act, &domain, body).await;
+    conclude(&state, &caller, &act, result).await
 }
 
 async fn verify_checked(
@@ -200,26 +248,24 @@ async fn verify_checked(
     caller: &Caller,
     act: &mut Act,
     domain: &str,
-    subject: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let keys = device_context(state, caller, act, domain, Some(subject)).await?;
-    let subject = act
-        .subject
-        .clone()
-        .ok_or(ApiError::new(ErrorCode::Internal))?;
+    let keys = domain_keys(state, act, domain).await?;
+    let subject = subject(act)?;
     let probe = Probe::from_bytes(&body, keys.config(), keys.fingerprint())?;
     let share = crate::shares::key_share(state, &caller.key_id, &keys).await?;
-    let lookup = domain.to_owned();
+    let lookup = (domain.to_owned(), subject.clone());
     let stored = state
-        .with_store(move |store| store.template(&lookup, &subject))
+        .with_store(move |store| store.template(&lookup.0, &lookup.1))
         .await?
         .ok_or(ApiError::new(ErrorCode::UnknownSubject))?;
     let template = Template::from_bytes(&stored, keys.config(), keys.fingerprint())
         .map_err(|_| ApiError::new(ErrorCode::Internal))?;
+    // A place in the pool first: a request the pool turns away must not count.
+    let admission = state.pool.admit()?;
+    take_quota(state, caller, domain, Some(&subject)).await?;
     let started = Instant::now();
-    let escrowed = state
-        .pool
+    let escrowed = admission
         .run(move || keys.verify(&probe, &template))
         .await??;
     state.metrics.fhe_job("verify", started.elapsed());
@@ -233,11 +279,16 @@ async fn verify_checked(
 pub async fn identify(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    signed: Signed<{ PROBE_LIMIT }>,
-) -> Result<Response, ApiError> {
-    let mut act = Act::new(Action::Identify, Some(&domain));
-    let result = identify_checked(&state, &signed.caller, &mut act, &domain, signed.body).await;
-    Ok(conclude(&state, &signed.caller, &act, result).await)
+    signed: Signed<policy::Identification>,
+) -> Response {
+    let Signed {
+        caller,
+        body,
+        mut act,
+        ..
+    } = signed;
+    let result = identify_checked(&state, &caller, &mut act, &domain, body).await;
+    conclude(&state, &caller, &act, result).await
 }
 
 async fn identify_checked(
@@ -247,9 +298,11 @@ async fn identify_checked(
     domain: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let keys = device_context(state, caller, act, domain, None).await?;
+    let keys = domain_keys(state, act, domain).await?;
     let probe = Probe::from_bytes(&body, keys.config(), keys.fingerprint())?;
     let share = crate::shares::key_share(state, &caller.key_id, &keys).await?;
+    let admission = state.pool.admit()?;
+    take_quota(state, caller, domain, None).await?;
     let lookup = domain.to_owned();
     let stored = state
         .with_store(move |store| store.templates(&lookup))
@@ -265,8 +318,7 @@ async fn identify_checked(
         .map_err(|_| ApiError::new(ErrorCode::Internal))?;
     drop(stored);
     let started = Instant::now();
-    let identification = state
-        .pool
+    let identification = admission
         .run(move || keys.identify(&probe, &gallery, CandidateBits::Withhold, max_gallery))
         .await??;
     state.metrics.fhe_job("identify", started.elapsed());

@@ -1,16 +1,21 @@
-//! The HTTP surface: the router, and the steps every authenticated route takes (headers
-//! checked, body read within the route's limit, signature checked, refusals audited).
+//! The HTTP surface: the router, the middleware every request passes (metrics and log line,
+//! the whole-request deadline, answers kept for request ids), and the helpers the routes share.
+//! Authentication and body reading are the [`Signed`] extractor's (`signed.rs`), with each
+//! route's [`policy`].
 
 mod escrow;
 mod health;
 mod matching;
+pub(crate) mod policy;
 pub(crate) mod registry;
+mod signed;
 
-use crate::auth::{self, Caller};
+pub use signed::Signed;
+
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::{Act, AppState};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use tabir_proto::routes;
-use tabir_proto::{ErrorCode, SubjectId};
+use tabir_proto::ErrorCode;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -59,12 +64,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/domains/{domain}/escrow/reshare", post(escrow::reshare))
         .route(routes::AUDIT, get(registry::audit_page))
+        .route(routes::AUDIT_CHECKPOINT, get(registry::checkpoint))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read by each route with its own limit (see `Signed`).
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            signed::remember_answers,
+        ))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), deadline))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
+}
+
+/// The whole request, from its headers to its answer, within the configured time.
+async fn deadline(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.config.limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(ErrorCode::RequestTimeout).into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -101,39 +120,6 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
     response
 }
 
-/// An authenticated request: who sent it and its body, read within `LIMIT` bytes. As an
-/// extractor (the last argument of a handler) it checks the headers, reads the body within
-/// the limit, then checks the signature and uses up the nonce; any failure is the answer.
-pub struct Signed<const LIMIT: u64> {
-    pub caller: Caller,
-    pub body: Bytes,
-}
-
-impl<const LIMIT: u64> FromRequest<Arc<AppState>> for Signed<LIMIT> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let (parts, body) = request.into_parts();
-        let pending = auth::precheck(state, &parts.headers).await?;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > LIMIT) {
-            return Err(ErrorCode::PayloadTooLarge.into());
-        }
-        let limit = usize::try_from(LIMIT).unwrap_or(usize::MAX);
-        let body = axum::body::to_bytes(body, limit)
-            .await
-            .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
-        let caller = pending
-            .finish(state, &parts.method, &parts.uri, &body)
-            .await?;
-        Ok(Self { caller, body })
-    }
-}
-
 /// Run an authenticated action; if it is refused, audit the refusal before answering.
 pub async fn audited<F>(state: &Arc<AppState>, caller: &Caller, act: &Act, action: F) -> Response
 where
@@ -154,10 +140,6 @@ pub async fn conclude(
         Ok(response) => response,
         Err(error) => state.refuse(caller, act, error).await.into_response(),
     }
-}
-
-pub fn parse_subject(text: &str) -> Result<SubjectId, ApiError> {
-    SubjectId::parse(text).map_err(|_| ApiError::new(ErrorCode::InvalidSubjectId))
 }
 
 pub fn blob_response(bytes: Vec<u8>) -> Response {

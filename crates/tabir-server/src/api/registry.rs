@@ -1,7 +1,7 @@
 //! The key-custody registry: key domains, device keys, the first custodian, the server's
 //! public key and the audit log.
 
-use super::{audited, Signed};
+use super::{audited, policy, Signed};
 use crate::error::ApiError;
 use crate::state::{Act, AppState};
 use axum::body::Body;
@@ -11,10 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::Arc;
 use std::time::Instant;
-use tabir_crypto::registration::{DomainRegistration, REGISTRATION_LIMIT};
+use tabir_crypto::registration::DomainRegistration;
 use tabir_crypto::server::ServerKeys;
 use tabir_crypto::shares::ShareDelta;
 use tabir_proto::audit::{Action, Outcome};
+use tabir_proto::audit::{Checkpoint, LogEntry};
 use tabir_proto::messages::{
     AuditPage, CustodianBootstrap, DeviceInfo, DeviceRegistration, DomainInfo, ServerInfo,
 };
@@ -77,6 +78,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 }
 
 /// `POST /v1/bootstrap` with `Authorization: Bearer <token>`: register the first custodian.
+/// Without a token the request is refused before its body is read, like any unauthenticated
+/// request.
 pub async fn bootstrap(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -85,19 +88,26 @@ pub async fn bootstrap(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let body = axum::body::to_bytes(body, LIMIT_JSON as usize)
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| !t.trim().is_empty())
+        .ok_or(ApiError::new(ErrorCode::Unauthenticated))?
+        .to_owned();
+    let body = tokio::time::timeout(
+        state.config.limits.body_timeout,
+        axum::body::to_bytes(body, LIMIT_JSON as usize),
+    )
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::RequestTimeout))?
+    .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
     let request: CustodianBootstrap = parse_json(&body)?;
-    let record = crate::bootstrap::redeem(&state, token, request).await?;
+    let record = crate::bootstrap::redeem(&state, &token, request).await?;
     Ok((StatusCode::CREATED, Json(device_info(&record))).into_response())
 }
 
 /// `GET /v1/server`: the audit-signing public key (any registered key).
 pub async fn server_info(
     State(state): State<Arc<AppState>>,
-    _signed: Signed<{ LIMIT_JSON }>,
+    _signed: Signed<policy::ServerInfo>,
 ) -> Result<Response, ApiError> {
     Ok(Json(ServerInfo {
         audit_public_key: state.server_key.public_key_hex(),
@@ -112,14 +122,13 @@ pub async fn server_info(
 pub async fn register_domain(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    signed: Signed<{ REGISTRATION_LIMIT }>,
+    signed: Signed<policy::DomainRegistration>,
 ) -> Result<Response, ApiError> {
     let caller = signed.caller;
-    let mut act = Act::new(Action::RegisterDomain, Some(&domain));
-    // Role and name first; then the registration is decoded once (tens of MiB, on a blocking
+    let mut act = signed.act;
+    // The name first; then the registration is decoded once (tens of MiB, on a blocking
     // thread), and the audit entry carries the keys' fingerprint from then on.
     let checked = async {
-        caller.require(&[Role::Custodian], None)?;
         if !routes::domain_name_is_valid(&domain) {
             return Err(ApiError::new(ErrorCode::BadRequest));
         }
@@ -180,30 +189,31 @@ pub async fn register_domain(
     .await)
 }
 
-/// `GET /v1/domains` (auditor, custodian).
+/// `GET /v1/domains` (custodian: all; auditor: the domain it is registered for).
 pub async fn list_domains(
     State(state): State<Arc<AppState>>,
-    signed: Signed<{ LIMIT_JSON }>,
+    signed: Signed<policy::DomainList>,
 ) -> Result<Response, ApiError> {
-    signed
-        .caller
-        .require(&[Role::Auditor, Role::Custodian], None)?;
     let domains = state.with_store(|store| store.domains()).await?;
-    Ok(Json(domains.iter().map(domain_info).collect::<Vec<_>>()).into_response())
+    Ok(Json(
+        domains
+            .iter()
+            .filter(|d| signed.caller.sees_domain(Some(&d.name)))
+            .map(domain_info)
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
 }
 
-/// `GET /v1/domains/{domain}`: any role; a device only its own domain.
+/// `GET /v1/domains/{domain}`: any role; a device or auditor only its own domain. Reads the
+/// registry entry, never the key blob.
 pub async fn get_domain(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    signed: Signed<{ LIMIT_JSON }>,
+    _signed: Signed<policy::DomainRead>,
 ) -> Result<Response, ApiError> {
-    signed.caller.require(
-        &[Role::Device, Role::Auditor, Role::Custodian],
-        Some(&domain),
-    )?;
     let record = state
-        .with_store(move |store| store.domain(&domain))
+        .with_store(move |store| store.domain_info(&domain))
         .await?
         .ok_or(ApiError::new(ErrorCode::UnknownDomain))?;
     Ok(Json(domain_info(&record)).into_response())
@@ -214,12 +224,11 @@ pub async fn get_domain(
 pub async fn register_device(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    signed: Signed<{ LIMIT_JSON }>,
+    signed: Signed<policy::KeyRegistration>,
 ) -> Result<Response, ApiError> {
     let caller = signed.caller;
-    let act = Act::new(Action::RegisterDevice, Some(&domain));
+    let act = signed.act;
     Ok(audited(&state, &caller, &act, async {
-        caller.require(&[Role::Custodian], None)?;
         let registration: DeviceRegistration = parse_json(&signed.body)?;
         registration
             .validate()
@@ -265,19 +274,16 @@ pub async fn register_device(
     .await)
 }
 
-/// `GET /v1/domains/{domain}/devices` (custodian, auditor): the domain's keys, revoked ones
-/// included.
+/// `GET /v1/domains/{domain}/devices` (custodian, the domain's auditors): the domain's keys,
+/// revoked ones included.
 pub async fn list_devices(
     State(state): State<Arc<AppState>>,
     Path(domain): Path<String>,
-    signed: Signed<{ LIMIT_JSON }>,
+    _signed: Signed<policy::KeyList>,
 ) -> Result<Response, ApiError> {
-    signed
-        .caller
-        .require(&[Role::Auditor, Role::Custodian], None)?;
     let lookup = domain.clone();
     if state
-        .with_store(move |store| store.domain(&lookup))
+        .with_store(move |store| store.domain_info(&lookup))
         .await?
         .is_none()
     {
@@ -293,12 +299,11 @@ pub async fn list_devices(
 pub async fn revoke_device(
     State(state): State<Arc<AppState>>,
     Path((domain, key_id)): Path<(String, String)>,
-    signed: Signed<{ LIMIT_JSON }>,
+    signed: Signed<policy::KeyRevocation>,
 ) -> Result<Response, ApiError> {
     let caller = signed.caller;
-    let act = Act::new(Action::RevokeDevice, Some(&domain));
+    let act = signed.act;
     Ok(audited(&state, &caller, &act, async {
-        caller.require(&[Role::Custodian], None)?;
         let lookup = key_id.clone();
         let record = state
             .with_store(move |store| store.key(&lookup))
@@ -331,16 +336,17 @@ pub struct AuditQuery {
     limit: Option<usize>,
 }
 
-/// `GET /v1/audit?after=N&limit=M` (auditor, custodian). Reading is itself audited.
+/// `GET /v1/audit?after=N&limit=M` (auditor, custodian). Reading is itself audited. An auditor
+/// sees its own domain's entries whole and the others redacted (their content digest in place
+/// of their content), so the chain still verifies.
 pub async fn audit_page(
     State(state): State<Arc<AppState>>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-    signed: Signed<{ LIMIT_JSON }>,
+    signed: Signed<policy::AuditRead>,
 ) -> Result<Response, ApiError> {
     let caller = signed.caller;
-    let act = Act::new(Action::ReadAudit, None);
+    let act = Act::new(Action::ReadAudit, caller.domain.as_deref());
     Ok(audited(&state, &caller, &act, async {
-        caller.require(&[Role::Auditor, Role::Custodian], None)?;
         let Ok(Query(query)) = query else {
             return Err(ErrorCode::BadRequest.into());
         };
@@ -358,11 +364,46 @@ pub async fn audit_page(
         let next_after = (entries.len() == limit)
             .then(|| entries.last().map(|e| e.seq))
             .flatten();
+        let entries = entries
+            .into_iter()
+            .map(|entry| {
+                if caller.sees_domain(entry.event.domain.as_deref()) {
+                    LogEntry::Full(entry)
+                } else {
+                    LogEntry::Redacted(entry.redacted())
+                }
+            })
+            .collect();
         Ok(Json(AuditPage {
             entries,
             next_after,
         })
         .into_response())
+    })
+    .await)
+}
+
+/// `GET /v1/audit/checkpoint` (auditor, custodian): the log's newest entry number and hash,
+/// with the time, signed by the server. Auditors keep it; a later log must extend it (a
+/// shorter log was truncated, another hash at that number is a fork).
+pub async fn checkpoint(
+    State(state): State<Arc<AppState>>,
+    signed: Signed<policy::AuditRead>,
+) -> Result<Response, ApiError> {
+    let caller = signed.caller;
+    let act = Act::new(Action::ReadAudit, caller.domain.as_deref());
+    Ok(audited(&state, &caller, &act, async {
+        // The read is recorded first: the checkpoint covers its own entry.
+        let entry = state
+            .commit(Change::None, act.event(&caller, Outcome::Done))
+            .await?;
+        let checkpoint = Checkpoint::sign(
+            entry.seq,
+            entry.hash,
+            crate::time::rfc3339_now(),
+            state.server_key.signing_key(),
+        );
+        Ok(Json(checkpoint).into_response())
     })
     .await)
 }

@@ -159,6 +159,8 @@ pub struct Signing {
     /// Sign this body instead of the one sent.
     pub signed_body: Option<Vec<u8>>,
     pub unsigned: bool,
+    /// A request id (the same on retries).
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -208,6 +210,7 @@ impl Http {
                 signing.signed_body.as_deref().unwrap_or(&body),
                 signing.timestamp.unwrap_or_else(now),
                 signing.nonce.clone().unwrap_or_else(fresh_nonce),
+                signing.request_id.clone(),
             );
             for (name, value) in signature.headers() {
                 request = request.header(name, value);
@@ -248,6 +251,18 @@ pub struct Harness {
     _data: tempfile::TempDir,
 }
 
+/// The default configuration without quotas (for tests that verify one subject many times).
+pub fn no_quotas() -> ServerConfig {
+    ServerConfig {
+        quotas: tabir_server::Quotas {
+            subject_per_day: 0,
+            device_per_hour: 0,
+            device_per_day: 0,
+        },
+        ..ServerConfig::default()
+    }
+}
+
 /// A random master key in its environment form (64 hex characters).
 pub fn random_master_key_hex() -> String {
     let mut bytes = [0u8; 32];
@@ -283,8 +298,10 @@ impl Harness {
         let custodian = signing_key(1);
         let token = server
             .bootstrap_token
-            .clone()
-            .expect("a fresh server has a token");
+            .as_ref()
+            .expect("a fresh server has a token")
+            .token
+            .clone();
         let body = serde_json::to_vec(&CustodianBootstrap {
             label: "test custodian".into(),
             public_key: tabir_proto::hex::encode(custodian.verifying_key().as_bytes()),
@@ -308,6 +325,13 @@ impl Harness {
             master_key_hex,
             _data: data,
         }
+    }
+
+    /// The keyed tag the server stores and logs instead of `nik` in the test domain.
+    pub fn subject_tag(&self, nik: &str) -> tabir_proto::SubjectTag {
+        MasterKey::from_hex(&self.master_key_hex)
+            .unwrap()
+            .subject_tag(DOMAIN, nik)
     }
 
     /// Register the test domain's keys.

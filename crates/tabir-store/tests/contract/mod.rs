@@ -6,8 +6,11 @@
 
 use ed25519_dalek::SigningKey;
 use tabir_proto::audit::{self, Action, AuditEntry, AuditEvent, Outcome, ReportedDecision};
-use tabir_proto::{Role, SubjectId};
-use tabir_store::{AuditSealer, Change, DomainRecord, KeyRecord, Store, StoreError};
+use tabir_proto::{Role, SubjectTag};
+use tabir_store::{
+    AuditSealer, Change, DomainRecord, KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Store,
+    StoreError, StoredAnswer,
+};
 
 fn put_domain() -> Change {
     Change::PutDomain {
@@ -41,7 +44,7 @@ fn sealer() -> Sealer {
     Sealer(SigningKey::from_bytes(&[9; 32]))
 }
 
-fn event(action: Action, subject: Option<&SubjectId>) -> AuditEvent {
+fn event(action: Action, subject: Option<&SubjectTag>) -> AuditEvent {
     AuditEvent {
         time: "2026-11-28T02:00:00Z".into(),
         actor: "ab".repeat(32),
@@ -69,8 +72,9 @@ fn domain() -> DomainRecord {
     }
 }
 
-fn nik(serial: u32) -> SubjectId {
-    SubjectId::parse(&format!("320101250190{serial:04}")).unwrap()
+/// A subject's keyed tag (the store never sees a NIK).
+fn nik(serial: u32) -> SubjectTag {
+    SubjectTag::parse(&format!("{serial:064x}")).unwrap()
 }
 
 fn audit_len(store: &dyn Store) -> usize {
@@ -106,6 +110,11 @@ pub fn enrol_replace_delete_and_refusals_write_nothing(store: &dyn Store) {
         vec![1, 2, 3]
     );
     assert!(store.domains().unwrap()[0].evaluation_keys.is_empty());
+    // The registry entry alone never reads the keys.
+    let info = store.domain_info("jabar").unwrap().unwrap();
+    assert!(info.evaluation_keys.is_empty());
+    assert_eq!(info.fingerprint, domain().fingerprint);
+    assert_eq!(store.domain_info("nowhere").unwrap(), None);
 
     for serial in 1..=3 {
         let change = Change::PutTemplate {
@@ -361,4 +370,148 @@ pub fn nonces_are_accepted_once_and_forgotten_after_expiry(store: &dyn Store) {
     );
     // Past its expiry a nonce is forgotten (its request would be stale by then anyway).
     assert!(store.remember_nonce("key-a", "n1", 1000, 401).unwrap());
+}
+
+pub fn quotas_count_sliding_windows_and_refuse_without_counting(store: &dyn Store) {
+    let checks = |scope: &str| {
+        vec![
+            QuotaCheck {
+                scope: format!("subject:{scope}"),
+                window_secs: 100,
+                limit: 3,
+            },
+            QuotaCheck {
+                scope: "device:d1".into(),
+                window_secs: 1000,
+                limit: 5,
+            },
+        ]
+    };
+    for now in [10, 20, 30] {
+        assert_eq!(
+            store.take_quota(&checks("a"), now).unwrap(),
+            QuotaDecision::Granted
+        );
+    }
+    // The subject's window is full: refused, with the time until the oldest event leaves.
+    assert_eq!(
+        store.take_quota(&checks("a"), 40).unwrap(),
+        QuotaDecision::Exceeded {
+            check: 0,
+            retry_after_secs: 70
+        }
+    );
+    // Another subject on the same device: counted against the device only.
+    assert_eq!(
+        store.take_quota(&checks("b"), 41).unwrap(),
+        QuotaDecision::Granted
+    );
+    assert_eq!(
+        store.take_quota(&checks("b"), 42).unwrap(),
+        QuotaDecision::Granted
+    );
+    // The device's window is full now (5 events): refused, nothing counted.
+    assert!(matches!(
+        store.take_quota(&checks("c"), 43).unwrap(),
+        QuotaDecision::Exceeded { check: 1, .. }
+    ));
+    // The subject's window slides: at 111 its first event (10) has left.
+    assert!(matches!(
+        store.take_quota(&checks("a"), 111).unwrap(),
+        QuotaDecision::Exceeded { check: 1, .. }
+    ));
+    // ... and after the device's window the device is free again.
+    assert_eq!(
+        store.take_quota(&checks("a"), 1011).unwrap(),
+        QuotaDecision::Granted
+    );
+}
+
+pub fn request_ids_are_answered_once(store: &dyn Store) {
+    let answer = StoredAnswer {
+        status: 200,
+        content_type: "application/octet-stream".into(),
+        audit_seq: Some(7),
+        body: vec![1, 2, 3],
+    };
+    assert_eq!(
+        store.begin_request("k1", "r1", 500, 100).unwrap(),
+        RequestRecord::New
+    );
+    assert_eq!(
+        store.begin_request("k1", "r1", 500, 101).unwrap(),
+        RequestRecord::InProgress
+    );
+    // Request ids are per key.
+    assert_eq!(
+        store.begin_request("k2", "r1", 500, 101).unwrap(),
+        RequestRecord::New
+    );
+    store.finish_request("k1", "r1", &answer).unwrap();
+    assert_eq!(
+        store.begin_request("k1", "r1", 500, 102).unwrap(),
+        RequestRecord::Answered(answer)
+    );
+    // An abandoned request runs again; an expired record is forgotten.
+    store.abandon_request("k2", "r1").unwrap();
+    assert_eq!(
+        store.begin_request("k2", "r1", 500, 103).unwrap(),
+        RequestRecord::New
+    );
+    assert_eq!(
+        store.begin_request("k1", "r1", 900, 600).unwrap(),
+        RequestRecord::New
+    );
+}
+
+pub fn a_bootstrap_token_is_used_once_and_only_before_expiry(store: &dyn Store) {
+    let sealer = sealer();
+    let custodian = |id: u8| KeyRecord {
+        key_id: format!("{id:02x}").repeat(32),
+        public_key: "33".repeat(32),
+        domain: None,
+        role: Role::Custodian,
+        label: "custodian".into(),
+        registered_at: "t".into(),
+        revoked_at: None,
+        holds_share: false,
+    };
+    store.add_bootstrap_token("t-old", 100).unwrap();
+    store.add_bootstrap_token("t-new", 1000).unwrap();
+    store.add_bootstrap_token("t-other", 1000).unwrap();
+    let redeem = |digest: &str, id: u8| Change::RedeemBootstrap {
+        token_digest: digest.into(),
+        now: 200,
+        record: custodian(id),
+    };
+    for digest in ["t-old", "t-unknown"] {
+        assert!(matches!(
+            store.commit(
+                redeem(digest, 1),
+                event(Action::BootstrapCustodian, None),
+                &sealer
+            ),
+            Err(StoreError::BootstrapRefused)
+        ));
+    }
+    assert_eq!(audit_len(store), 0, "refused redemptions write nothing");
+    store
+        .commit(
+            redeem("t-new", 1),
+            event(Action::BootstrapCustodian, None),
+            &sealer,
+        )
+        .unwrap();
+    // Used up; and with a custodian in place no other token works either.
+    for digest in ["t-new", "t-other"] {
+        assert!(matches!(
+            store.commit(
+                redeem(digest, 2),
+                event(Action::BootstrapCustodian, None),
+                &sealer
+            ),
+            Err(StoreError::BootstrapRefused)
+        ));
+    }
+    assert_eq!(store.keys(None).unwrap().len(), 1);
 }
