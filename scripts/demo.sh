@@ -61,7 +61,7 @@ step() {
     >"$WORK/server.out" 2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
-    grep -q '^bootstrap token file:' "$WORK/server.out" 2>/dev/null && break
+    grep -q '^audit public key:' "$WORK/server.out" 2>/dev/null && break
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 2; }
     sleep 0.1
 done
@@ -111,8 +111,9 @@ step "device 1: delete the enrolment of $NIK" \
     "$TABIR" delete "${DEVICE[@]}" --subject "$NIK"
 step "auditor: export the audit log" \
     "$TABIR" audit export --config "$WORK/auditor/tabir.toml" --out "$WORK/audit.json"
-step "auditor: verify the log's hash chain and signatures" \
-    "$TABIR" audit verify --log "$WORK/audit.json" --server-key "$SERVER_KEY"
+step "auditor: verify the log's hash chain and signatures, and that it extends the checkpoint" \
+    "$TABIR" audit verify --log "$WORK/audit.json" --server-key "$SERVER_KEY" \
+    --checkpoint "$WORK/audit.json.checkpoint.json"
 AUDIT=$LAST_STATUS
 
 kill -TERM "$SERVER_PID"

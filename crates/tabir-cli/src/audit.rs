@@ -121,12 +121,13 @@ fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {
     let (info, entries, checkpoint) = runtime
         .block_on(async {
             let info = admin.server_info().await?;
+            // Signed before the export, so the export contains the checkpoint's entry (the
+            // export runs to the log's end, past it).
+            let checkpoint = admin.checkpoint().await?;
             let entries = admin
                 .export_audit(|count| eprint!("\rdownloaded {count} entries"))
                 .await?;
             eprintln!();
-            // Signed after the export: it covers every entry exported (and its own read).
-            let checkpoint = admin.checkpoint().await?;
             Ok::<_, tabir_client::ClientError>((info, entries, checkpoint))
         })
         .map_err(|e| e.to_string())?;

@@ -300,8 +300,12 @@ impl Transport {
             {
                 Attempt::Busy { retry_after }
             }
-            // Starting or shutting down: like a network failure, worth another try.
-            503 => Attempt::Failed("the server is unavailable (starting or stopping)".into()),
+            // Starting or shutting down, or its database is: like a network failure, worth
+            // another try (every request but a GET carries a request id).
+            503 => Attempt::Failed(match serde_json::from_slice::<ErrorBody>(&answer) {
+                Ok(body) => format!("the server is unavailable: {}", body.error.message),
+                Err(_) => "the server is unavailable (starting or stopping)".into(),
+            }),
             _ => {
                 let (code, message) = match serde_json::from_slice::<ErrorBody>(&answer) {
                     Ok(body) => (body.error.code, body.error.message),

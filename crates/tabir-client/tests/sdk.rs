@@ -6,18 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use tabir_client::ceremony::{init_domain, issue_key, Issue};
+use support::{passphrase, runtime, start, DOMAIN};
 use tabir_client::custody::{Custody, CUSTODIAN_KEY_FILE};
 use tabir_client::office::ReportStatus;
 use tabir_client::sealed::SealError;
-use tabir_client::{AdminClient, ClientConfig, ClientError, OfficeClient, Passphrase, Transport};
+use tabir_client::{ClientConfig, ClientError, OfficeClient, Passphrase, Transport};
 use tabir_face::FacePipeline;
-use tabir_proto::{ErrorCode, Role, SubjectId};
-use tabir_server::{ServerConfig, Startup};
-
-const DOMAIN: &str = "sdk-test";
+use tabir_proto::{ErrorCode, SubjectId};
+use tabir_server::ServerConfig;
 
 fn photo(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,90 +29,6 @@ fn photo(name: &str) -> Vec<u8> {
 fn face() -> Arc<FacePipeline> {
     static FACE: OnceLock<Arc<FacePipeline>> = OnceLock::new();
     Arc::clone(FACE.get_or_init(|| Arc::new(FacePipeline::load(&Default::default()).unwrap())))
-}
-
-fn passphrase() -> Passphrase {
-    Passphrase::new("a test passphrase".into())
-}
-
-struct Running {
-    server: tabir_server::RunningServer,
-    url: String,
-    device_config: ClientConfig,
-    custody: Custody,
-    _keys: tempfile::TempDir,
-    _data: tempfile::TempDir,
-}
-
-/// A server whose custodian is given by flag, a key domain created and registered with it
-/// (fresh keys: the server's share exists only at the server), and one device issued.
-async fn start(config: ServerConfig, bundle: &str) -> Running {
-    let keys = tempfile::tempdir().unwrap();
-    let custody = Custody::new(keys.path().join("keys"));
-    let (custodian, _) = custody.custodian_key(&passphrase()).unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let store = tabir_store::sqlite::SqliteStore::open(data.path()).unwrap();
-    let server = tabir_server::start(
-        Startup {
-            store: Arc::new(store),
-            server_key: tabir_server::load_or_create_server_key(&data.path().join("server.key"))
-                .unwrap(),
-            master_key: tabir_server::MasterKey::generate(),
-            config,
-            custodian_key: Some(tabir_proto::hex::encode(
-                custodian.verifying_key().as_bytes(),
-            )),
-            tls: None,
-        },
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        server.bootstrap_token.is_none(),
-        "a flag-given custodian needs no token"
-    );
-    let url = format!("http://{}", server.address);
-    let admin = AdminClient::new(Transport::new(&url, custodian, None).unwrap());
-    let config =
-        tabir_device_crypto::domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD).unwrap();
-    let manifest = init_domain(&custody, &admin, DOMAIN, config, &passphrase(), |_| {})
-        .await
-        .unwrap();
-    assert_eq!(manifest.registrations.len(), 1);
-    let out = keys.path().join(bundle);
-    let (info, _) = issue_key(
-        &custody,
-        &admin,
-        Issue {
-            domain: DOMAIN,
-            label: "sdk test device",
-            role: Role::Device,
-            server: &url,
-            out: &out,
-            custodian_passphrase: &passphrase(),
-            bundle_passphrase: &passphrase(),
-        },
-    )
-    .await
-    .unwrap();
-    assert!(info.holds_share);
-    let device_config = ClientConfig::load(Some(&out.join("tabir.toml"))).unwrap();
-    Running {
-        server,
-        url,
-        device_config,
-        custody,
-        _keys: keys,
-        _data: data,
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]
@@ -338,7 +254,7 @@ fn custody_holds_no_domain_secret_and_bundles_hold_only_their_share() {
     );
     // A first-version bundle (its whole domain secret on the device) is refused with the way
     // forward.
-    let legacy = running._keys.path().join("legacy.toml");
+    let legacy = running.keys.path().join("legacy.toml");
     std::fs::write(
         &legacy,
         "server = \"http://127.0.0.1:1\"\ndomain = \"old\"\ndevice_key = \"device.sealed\"\nsecret_key = \"domain-secret.sealed\"\n",

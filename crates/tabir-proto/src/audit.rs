@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// What was done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Action {
@@ -43,7 +43,7 @@ pub enum Action {
 
 /// A decision as a device reports it: what it read, not what the server knows (it knows
 /// nothing of the bit).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportedDecision {
     Match,
@@ -51,14 +51,14 @@ pub enum ReportedDecision {
 }
 
 /// A range of sequence numbers, both ends included.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeqRange {
     pub from: u64,
     pub to: u64,
 }
 
 /// How it ended, as a class: never the match result (the server does not know it) or a score.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "class", content = "code")]
 pub enum Outcome {
     /// Done (for verify and identify: an encrypted bit was returned).
@@ -70,7 +70,7 @@ pub enum Outcome {
 }
 
 /// The content of an entry, before the server chains and signs it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEvent {
     /// RFC 3339 UTC time.
     pub time: String,
@@ -94,7 +94,7 @@ pub struct AuditEvent {
 }
 
 /// One entry of the log as stored and exported.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     /// 1 for the first entry, then consecutive.
     pub seq: u64,
@@ -110,7 +110,7 @@ pub struct AuditEntry {
 
 /// An entry shown without its content: the digest of the content takes its place, so the
 /// chain still verifies. Auditors of one key domain see other domains' entries so.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedactedEntry {
     pub seq: u64,
@@ -122,7 +122,7 @@ pub struct RedactedEntry {
 }
 
 /// An entry as a page of the log carries it: whole, or redacted.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum LogEntry {
     Full(AuditEntry),
@@ -340,7 +340,7 @@ fn verify_links<'a>(
 /// The head of the log at a moment, signed by the server. An auditor keeps it; a later log
 /// must extend it: an entry with the same number and hash. A log that is shorter was
 /// truncated; one whose entry has another hash was rewritten (a fork).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The newest entry's sequence number (0 for an empty log).

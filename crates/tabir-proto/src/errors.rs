@@ -71,6 +71,7 @@ error_codes! {
     RequestInProgress = (409, "request_in_progress", "a request with this request id is still being processed; retry after the indicated delay"),
     Internal = (500, "internal", "the server failed to process the request"),
     Unavailable = (503, "unavailable", "the server is starting or shutting down"),
+    StorageUnavailable = (503, "storage_unavailable", "the server's database is unreachable or busy; retry after the indicated delay"),
 }
 
 impl fmt::Display for ErrorCode {
@@ -80,12 +81,12 @@ impl fmt::Display for ErrorCode {
 }
 
 /// The JSON body of every error response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the registry says about a key domain (`GET /v1/domains`, and the answer to a
 /// registration). The fingerprint is computed by the server from the uploaded keys.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DomainInfo {
     pub name: String,
     /// Hex SHA-256 key fingerprint (64 characters).
@@ -20,7 +20,7 @@ pub struct DomainInfo {
 }
 
 /// Registering a device or auditor key for a domain (custodian only).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRegistration {
     /// Human label, e.g. the office and counter.
@@ -52,7 +52,7 @@ impl std::fmt::Debug for DeviceRegistration {
 pub const SHARE_DELTA_HEX_MAX: usize = 8 * 1024;
 
 /// A registered key as the registry shows it (never a secret).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceInfo {
     pub key_id: String,
     pub label: String,
@@ -67,21 +67,21 @@ pub struct DeviceInfo {
 }
 
 /// A device's report of the decision it read (`POST .../decisions/{seq}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionReport {
     pub decision: crate::audit::ReportedDecision,
 }
 
 /// The answer to a decision report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReportReceipt {
     /// Sequence number of the audit entry that records the report.
     pub audit_seq: u64,
 }
 
 /// An auditor's request for escrowed results (`POST .../escrow/reshare`), both ends included.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReshareRequest {
     pub from: u64,
@@ -89,7 +89,7 @@ pub struct ReshareRequest {
 }
 
 /// One escrowed result, re-shared to the asking auditor.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResharedResult {
     /// Sequence number of the verification's or identification's audit entry.
     pub seq: u64,
@@ -101,7 +101,7 @@ pub struct ResharedResult {
 }
 
 /// The answer to a re-share request: at most [`crate::routes::RESHARE_PAGE_MAX`] results.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResharePage {
     /// The audit entry that records this request.
     pub audit_seq: u64,
@@ -111,7 +111,7 @@ pub struct ResharePage {
 }
 
 /// The answer to an enrolment (`PUT .../subjects/{subject}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnrolmentReceipt {
     /// True when an earlier template of the subject was replaced.
     pub replaced: bool,
@@ -120,14 +120,14 @@ pub struct EnrolmentReceipt {
 }
 
 /// The answer to a deletion (`DELETE .../subjects/{subject}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeletionReceipt {
     /// Sequence number of the audit entry that records it.
     pub audit_seq: u64,
 }
 
 /// A page of the audit log (`GET /v1/audit`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditPage {
     /// Whole entries, or (for an auditor, entries of other domains) redacted ones.
     pub entries: Vec<crate::audit::LogEntry>,
@@ -136,7 +136,7 @@ pub struct AuditPage {
 }
 
 /// What the server says about itself (`GET /v1/server`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerInfo {
     /// Hex Ed25519 public key that signs the audit log.
     pub audit_public_key: String,
@@ -145,7 +145,7 @@ pub struct ServerInfo {
 }
 
 /// The one-time custodian bootstrap (`POST /v1/bootstrap`, bearer token).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustodianBootstrap {
     pub label: String,

@@ -7,7 +7,17 @@ pub const CONTENT_TYPE_BLOB: &str = "application/octet-stream";
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// Who may call a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Role {
@@ -43,6 +53,19 @@ pub const OPENAPI: &str = "/v1/openapi.json";
 pub const HEALTH: &str = "/healthz";
 /// Unauthenticated: Prometheus text.
 pub const METRICS: &str = "/metrics";
+
+/// Route templates with their path parameters, as the server's router and its OpenAPI
+/// document both name them (the functions below fill them in).
+pub mod templates {
+    pub const DOMAIN: &str = "/v1/domains/{domain}";
+    pub const DEVICES: &str = "/v1/domains/{domain}/devices";
+    pub const DEVICE: &str = "/v1/domains/{domain}/devices/{key_id}";
+    pub const ENROLMENT: &str = "/v1/domains/{domain}/subjects/{subject}";
+    pub const VERIFICATIONS: &str = "/v1/domains/{domain}/subjects/{subject}/verifications";
+    pub const IDENTIFICATIONS: &str = "/v1/domains/{domain}/identifications";
+    pub const DECISION: &str = "/v1/domains/{domain}/decisions/{seq}";
+    pub const ESCROW_RESHARE: &str = "/v1/domains/{domain}/escrow/reshare";
+}
 
 /// `GET` a domain's registry entry; `PUT /v1/domains/{domain}`: evaluation keys (blob) -> [`crate::messages::DomainInfo`].
 pub fn domain(domain: &str) -> String {

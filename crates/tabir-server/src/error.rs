@@ -55,6 +55,10 @@ impl From<tabir_crypto::CryptoError> for ApiError {
     }
 }
 
+/// What a 503 `storage_unavailable` asks the caller to wait: a database restart or failover
+/// takes seconds.
+const STORAGE_RETRY_AFTER_SECS: u64 = 2;
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let code = match &error {
@@ -66,6 +70,13 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownEscrow => ErrorCode::UnknownEscrow,
             StoreError::AlreadyReported => ErrorCode::AlreadyReported,
             StoreError::BootstrapRefused => ErrorCode::Unauthenticated,
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %error, "database unavailable");
+                return Self {
+                    code: ErrorCode::StorageUnavailable,
+                    retry_after: Some(STORAGE_RETRY_AFTER_SECS),
+                };
+            }
             _ => {
                 // Store errors carry no request data (ciphertexts are opaque bytes to it).
                 tracing::error!(error = %error, "storage failed");

@@ -170,6 +170,7 @@ pub async fn start(
         axum_server::accept::DefaultAcceptor,
         limits.max_connections,
         limits.idle_timeout,
+        limits.header_timeout,
         state.metrics.refused_connections(),
     );
     let task = match tls {

@@ -67,7 +67,8 @@ pub struct ServerArgs {
     /// Database connections per replica.
     #[arg(long, value_name = "N", default_value_t = 8)]
     database_pool: u32,
-    /// Register this custodian public key (64 hex characters) instead of printing a token.
+    /// Register this custodian public key (64 hex characters) instead of writing a bootstrap
+    /// token.
     #[arg(long, value_name = "HEX")]
     custodian_key: Option<String>,
     /// TLS certificate chain (PEM); with --tls-key, serve HTTPS.
@@ -85,8 +86,9 @@ pub struct ServerArgs {
     /// The largest gallery one identification scans.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_gallery: usize,
-    /// Seconds a client has to send a request's headers (also the wait allowed between
-    /// requests on a kept-alive connection).
+    /// Seconds a client has to send a request's headers: for a connection's first request
+    /// counted from its opening (TLS handshake included); also the wait allowed between
+    /// requests on a kept-alive connection.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     header_timeout: u64,
     /// Seconds a body may take, on top of its size at --min-body-rate.
@@ -125,6 +127,9 @@ pub struct ServerArgs {
     /// Minutes a bootstrap token stays valid.
     #[arg(long, value_name = "MINUTES", default_value_t = 60)]
     bootstrap_token_minutes: u64,
+    /// Seconds an answer is kept for retries of its request id.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    request_record_secs: u64,
 }
 
 /// Where the bootstrap token is written: in the data folder, owner-only.
@@ -146,7 +151,7 @@ impl ServerArgs {
                 max_connections: self.max_connections.max(1),
                 max_h2_streams: self.max_h2_streams.max(1),
                 max_large_bodies: self.max_large_bodies.max(1),
-                ..Limits::default()
+                request_record_secs: self.request_record_secs.max(1),
             },
             quotas: Quotas {
                 subject_per_day: self.quota_subject_per_day,
@@ -242,9 +247,8 @@ fn run(args: ServerArgs) -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
-        // Stdout carries what an operator (or a script) needs; logs go to stderr.
-        println!("listening on {scheme}://{}", server.address);
-        println!("audit public key: {public_key}");
+        // Stdout carries what an operator (or a script) needs; logs go to stderr. The audit
+        // key's line comes last: a script reading the banner stops there.
         if let Some(token) = &server.bootstrap_token {
             let path = data.join(BOOTSTRAP_TOKEN_FILE);
             tabir_server::write_secret_file(&path, token.token.as_bytes())
@@ -258,6 +262,8 @@ fn run(args: ServerArgs) -> Result<(), String> {
                 path.display()
             );
         }
+        println!("listening on {scheme}://{}", server.address);
+        println!("audit public key: {public_key}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let stopper = server.stopper();

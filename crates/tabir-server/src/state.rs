@@ -39,8 +39,9 @@ pub struct ServerConfig {
 /// What a connection and a request may take: the defences against slow and hostile clients.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// To send a request's headers; also how long a kept-alive HTTP/1 connection may wait
-    /// between requests.
+    /// To send a request's headers (for a connection's first request, counted from its
+    /// opening, TLS handshake included); also how long a kept-alive HTTP/1 connection may
+    /// wait between requests.
     pub header_timeout: Duration,
     /// A body's fixed allowance, on top of its size at `min_body_bytes_per_sec`.
     pub body_timeout: Duration,

@@ -190,6 +190,10 @@ pub enum StoreError {
     BootstrapRefused,
     #[error("the stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database is unreachable, restarting or busy (a lock or statement timeout): the same
+    /// call may succeed later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("storage failed: {0}")]
     Backend(String),
 }

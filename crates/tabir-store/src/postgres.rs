@@ -146,8 +146,11 @@ const MIGRATIONS: &[&str] = &[
 "#,
 ];
 
-/// Advisory lock id serialising audit appends (any constant shared by all replicas).
-const AUDIT_LOCK: i64 = 0x7461_6269_725f_6175; // "tabir_au"
+/// Take the transaction-scoped advisory lock named `name` in this store's schema: replicas of
+/// one deployment share it, deployments in other schemas of the same database do not. (In
+/// `pg_locks` the audit lock is `hashtextextended('tabir:audit:' || schema, 0)`.)
+const SCHEMA_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('tabir:' || $1::text || ':' || coalesce(current_schema(), ''), 0))";
 
 type PlainPool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type TlsPool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
@@ -205,12 +208,31 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// SQLSTATEs after which the same call may well succeed: lock and statement timeouts, a
+/// server shutting down or starting, too many connections, serialization failures and
+/// deadlocks.
+const TRANSIENT_STATES: &[&str] = &[
+    "55P03", "57014", "57P01", "57P02", "57P03", "53300", "40001", "40P01",
+];
+
 fn backend(error: postgres::Error) -> StoreError {
-    StoreError::Backend(error.to_string())
+    let transient = match error.as_db_error() {
+        Some(db) => TRANSIENT_STATES.contains(&db.code().code()),
+        // No answer from the server at all: the connection broke, or never came up.
+        None => {
+            error.is_closed()
+                || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    };
+    if transient {
+        StoreError::Unavailable(error.to_string())
+    } else {
+        StoreError::Backend(error.to_string())
+    }
 }
 
 fn pool_error(error: r2d2::Error) -> StoreError {
-    StoreError::Backend(format!("no database connection: {error}"))
+    StoreError::Unavailable(format!("no database connection: {error}"))
 }
 
 /// Whether a configuration asks for TLS: always, unless the URL says `sslmode=disable` or
@@ -362,8 +384,7 @@ impl PostgresStore {
 
 fn migrate(client: &mut Client) -> Result<()> {
     let mut tx = client.transaction().map_err(backend)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(AUDIT_LOCK + 1)])
-        .map_err(backend)?;
+    tx.execute(SCHEMA_LOCK, &[&"migrate"]).map_err(backend)?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS tabir_schema (version INTEGER NOT NULL)")
         .map_err(backend)?;
     let done: i64 = tx
@@ -530,8 +551,7 @@ fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64) -> Result<()> {
             record,
         } => {
             // One redemption at a time across replicas.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(AUDIT_LOCK + 2)])
-                .map_err(backend)?;
+            tx.execute(SCHEMA_LOCK, &[&"bootstrap"]).map_err(backend)?;
             let custodians: i64 = tx
                 .query_one(
                     "SELECT COUNT(*) FROM keys WHERE role = $1 AND revoked_at IS NULL",
@@ -610,8 +630,7 @@ impl Store for PostgresStore {
     ) -> Result<AuditEntry> {
         let mut client = self.connection()?;
         let mut tx = client.transaction().map_err(backend)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
-            .map_err(backend)?;
+        tx.execute(SCHEMA_LOCK, &[&"audit"]).map_err(backend)?;
         let previous = tx
             .query_opt("SELECT entry FROM audit ORDER BY seq DESC LIMIT 1", &[])
             .map_err(backend)?
@@ -803,11 +822,8 @@ impl Store for PostgresStore {
         scopes.sort_unstable();
         scopes.dedup();
         for scope in &scopes {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                &[scope],
-            )
-            .map_err(backend)?;
+            tx.execute(SCHEMA_LOCK, &[&format!("quota:{scope}")])
+                .map_err(backend)?;
         }
         let longest = checks.iter().map(|c| c.window_secs).max().unwrap_or(0);
         tx.execute(
@@ -954,5 +970,56 @@ impl PostgresStore {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_for(url: &str) -> bool {
+        wants_tls(&url.parse::<postgres::Config>().unwrap())
+    }
+
+    #[test]
+    fn tls_is_used_for_every_host_but_this_machine_unless_turned_off() {
+        assert!(tls_for("postgres://tabir@db.example/tabir"));
+        assert!(tls_for("postgres://tabir@10.0.0.7:5432/tabir"));
+        assert!(tls_for("host=db.example user=tabir"));
+        // One remote host among several is enough.
+        assert!(tls_for("postgres://tabir@127.0.0.1,db.example/tabir"));
+        assert!(!tls_for("postgres://tabir@127.0.0.1:5432/tabir"));
+        assert!(!tls_for("postgres://tabir@localhost/tabir"));
+        assert!(!tls_for("host=/var/run/postgresql user=tabir"));
+        assert!(!tls_for(
+            "postgres://tabir@db.example/tabir?sslmode=disable"
+        ));
+        // Asked for explicitly, even on loopback.
+        assert!(tls_for("postgres://tabir@127.0.0.1/tabir?sslmode=require"));
+    }
+
+    #[test]
+    fn tls_is_never_given_up_for_a_connection_in_the_clear() {
+        // The local test server speaks no TLS, or TLS with a certificate no system root signed
+        // (Debian's snakeoil): asked for TLS, the store must refuse to connect, neither falling
+        // back to the clear nor accepting an unverified certificate.
+        let Ok(url) = std::env::var("TABIR_TEST_DATABASE_URL") else {
+            eprintln!("TLS refusal on PostgreSQL: skipped, TABIR_TEST_DATABASE_URL is not set");
+            return;
+        };
+        if url.is_empty() {
+            return;
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let forced = format!("{url}{separator}sslmode=require");
+        let options = PostgresOptions {
+            connect_timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        match PostgresStore::connect_with(&forced, &options) {
+            Err(StoreError::Unavailable(_) | StoreError::Backend(_)) => {}
+            Ok(_) => panic!("connected to a server whose certificate nothing vouches for"),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
     }
 }

@@ -157,7 +157,13 @@ impl r2d2::ManageConnection for ReadOnly {
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
-    StoreError::Backend(error.to_string())
+    match error.sqlite_error_code() {
+        // Another connection held the database past the busy timeout.
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Backend(error.to_string()),
+    }
 }
 
 fn parse_subject(text: &str) -> Result<SubjectTag> {
@@ -202,7 +208,7 @@ impl SqliteStore {
     fn reader(&self) -> Result<r2d2::PooledConnection<ReadOnly>> {
         self.readers
             .get()
-            .map_err(|e| StoreError::Backend(format!("read connection: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("read connection: {e}")))
     }
 }
 

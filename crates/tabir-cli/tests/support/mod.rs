@@ -53,6 +53,16 @@ impl ServerProcess {
     /// Start `tabir-server --data DIR --master-key DIR.master.key --listen 127.0.0.1:0
     /// EXTRA...` and wait for its banner.
     pub fn start(data: &Path, extra: &[&str]) -> Self {
+        Self::start_logging(data, extra, "warn", None)
+    }
+
+    /// As [`ServerProcess::start`], logging at `level` (`RUST_LOG`) to the file `log`, or to
+    /// the test's stderr.
+    pub fn start_logging(data: &Path, extra: &[&str], level: &str, log: Option<&Path>) -> Self {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = tabir_server()
             .arg("--data")
             .arg(data)
@@ -60,9 +70,9 @@ impl ServerProcess {
             .arg(master_key_path(data))
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -70,19 +80,16 @@ impl ServerProcess {
         let mut url = None;
         let mut token = None;
         let mut audit_key = None;
-        // The banner: "listening on", "audit public key", and maybe "bootstrap token file"
-        // (the token itself is never printed). A server that exits ends the lines.
+        // The banner: maybe "bootstrap token file" (the token itself is never printed), then
+        // "listening on", and "audit public key" last. A server that exits ends the lines.
         while let Some(Ok(line)) = lines.next() {
             if let Some(rest) = line.strip_prefix("listening on ") {
                 url = Some(rest.to_owned());
             } else if let Some(rest) = line.strip_prefix("audit public key: ") {
                 audit_key = Some(rest.to_owned());
-                if extra.contains(&"--custodian-key") {
-                    break;
-                }
+                break;
             } else if let Some(rest) = line.strip_prefix("bootstrap token file: ") {
                 token = Some(std::fs::read_to_string(rest).unwrap().trim().to_owned());
-                break;
             }
         }
         // Keep draining stdout so the server never blocks on a full pipe.

@@ -6,6 +6,7 @@
 mod escrow;
 mod health;
 mod matching;
+mod openapi;
 pub(crate) mod policy;
 pub(crate) mod registry;
 mod signed;
@@ -19,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -28,41 +29,31 @@ use tabir_proto::routes;
 use tabir_proto::ErrorCode;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    use routes::templates;
     Router::new()
         .route(routes::HEALTH, get(health::healthz))
         .route(routes::METRICS, get(health::metrics))
+        .route(routes::OPENAPI, get(openapi::document))
         .route(routes::BOOTSTRAP, post(registry::bootstrap))
         .route(routes::SERVER_INFO, get(registry::server_info))
         .route(routes::DOMAINS, get(registry::list_domains))
         .route(
-            "/v1/domains/{domain}",
+            templates::DOMAIN,
             put(registry::register_domain).get(registry::get_domain),
         )
         .route(
-            "/v1/domains/{domain}/devices",
+            templates::DEVICES,
             post(registry::register_device).get(registry::list_devices),
         )
+        .route(templates::DEVICE, delete(registry::revoke_device))
         .route(
-            "/v1/domains/{domain}/devices/{key_id}",
-            axum::routing::delete(registry::revoke_device),
-        )
-        .route(
-            "/v1/domains/{domain}/subjects/{subject}",
+            templates::ENROLMENT,
             put(matching::enrol).delete(matching::delete_enrolment),
         )
-        .route(
-            "/v1/domains/{domain}/subjects/{subject}/verifications",
-            post(matching::verify),
-        )
-        .route(
-            "/v1/domains/{domain}/identifications",
-            post(matching::identify),
-        )
-        .route(
-            "/v1/domains/{domain}/decisions/{seq}",
-            post(escrow::report_decision),
-        )
-        .route("/v1/domains/{domain}/escrow/reshare", post(escrow::reshare))
+        .route(templates::VERIFICATIONS, post(matching::verify))
+        .route(templates::IDENTIFICATIONS, post(matching::identify))
+        .route(templates::DECISION, post(escrow::report_decision))
+        .route(templates::ESCROW_RESHARE, post(escrow::reshare))
         .route(routes::AUDIT, get(registry::audit_page))
         .route(routes::AUDIT_CHECKPOINT, get(registry::checkpoint))
         .fallback(not_found)

@@ -137,6 +137,12 @@ impl<P: Policy> FromRequest<Arc<AppState>> for Signed<P> {
         };
         // A request id seen before is answered from the record, not run twice.
         if let Some(request_id) = &authenticated.signature.request_id {
+            let request_id = request_record_id(
+                request_id,
+                parts.method.as_str(),
+                parts.uri.path(),
+                &authenticated.signature.content_sha256,
+            );
             let (key_id, id) = (caller.key_id.clone(), request_id.clone());
             let now = crate::time::unix_now();
             let expires_at = now + state.config.limits.request_record_secs;
@@ -182,6 +188,17 @@ impl<P: Policy> FromRequest<Arc<AppState>> for Signed<P> {
             _policy: PhantomData,
         })
     }
+}
+
+/// What an answer is kept under: the request id bound to the request itself, so an id reused
+/// (by mistake) for another request runs that request instead of replaying another answer.
+fn request_record_id(request_id: &str, method: &str, path: &str, content_sha256: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [request_id, method, path, content_sha256] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    tabir_proto::hex::encode(&hasher.finalize())
 }
 
 /// How long a body of `length` bytes may take to arrive: a fixed allowance plus the time at

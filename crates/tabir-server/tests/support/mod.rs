@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+pub mod process;
+
 use ed25519_dalek::SigningKey;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -403,6 +405,51 @@ pub async fn wait_healthy(http: &Http) {
     panic!("the server never became healthy");
 }
 
+/// Poll /healthz from synchronous code (a raw HTTP/1.1 GET).
+pub fn wait_healthy_blocking(url: &str) {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    for _ in 0..500 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+            let _ = write!(
+                stream,
+                "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the server at {url} never became healthy");
+}
+
+/// The PostgreSQL URL the tests may use, or None (with a note naming `test`) when none is set.
+pub fn database_url(test: &str) -> Option<String> {
+    match std::env::var("TABIR_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped, TABIR_TEST_DATABASE_URL is not set"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh schema name for `test`, unique per process and call.
+pub fn schema_name(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("tabir_server_{test}_{}_{nanos}", std::process::id())
+}
+
 pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = tabir_store::sqlite::SqliteStore::open(dir.path()).unwrap();
@@ -411,25 +458,10 @@ pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 /// A PostgreSQL store in a fresh schema, or None (with a note) when no database is set.
 pub fn postgres_store(test: &str) -> Option<(Arc<dyn Store>, DropSchema)> {
-    match std::env::var("TABIR_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos();
-            let schema = format!("tabir_server_{test}_{}_{nanos}", std::process::id());
-            let store = tabir_store::postgres::PostgresStore::connect(&url, Some(&schema)).unwrap();
-            Some((Arc::new(store), DropSchema(url, schema)))
-        }
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "server test {test} on PostgreSQL: skipped, TABIR_TEST_DATABASE_URL is not set"
-            );
-            None
-        }
-    }
+    let url = database_url(&format!("server test {test} on PostgreSQL"))?;
+    let schema = schema_name(test);
+    let store = tabir_store::postgres::PostgresStore::connect(&url, Some(&schema)).unwrap();
+    Some((Arc::new(store), DropSchema::new(&url, &schema)))
 }
 
 /// Call the (synchronous) store from async test code: the PostgreSQL client must not run on
@@ -440,6 +472,12 @@ pub fn blocking<T>(call: impl FnOnce() -> T) -> T {
 
 /// Drops a test's PostgreSQL schema at the end of the test.
 pub struct DropSchema(String, String);
+
+impl DropSchema {
+    pub fn new(url: &str, schema: &str) -> Self {
+        Self(url.to_owned(), schema.to_owned())
+    }
+}
 
 impl Drop for DropSchema {
     fn drop(&mut self) {
