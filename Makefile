@@ -1,5 +1,5 @@
 # Tabir: the commands a new user runs. `make test` is what CI runs.
-.PHONY: demo test examples bench-crypto bench-face bench-server
+.PHONY: demo test examples bench-crypto bench-face bench-server fuzz
 
 # Tabir end to end on this machine: key domain, local server, device, enrol, verify (match and
 # no match), identify, delete, audit log; each step with its time and bytes on the wire.
@@ -34,3 +34,8 @@ bench-face:
 
 bench-server:
 	cargo run --release -p tabir-cli -- bench server --requests 400 --concurrency 4
+
+# Every decoder fuzzed for a bounded time (FUZZ_SECONDS each, default 60) with cargo-fuzz on
+# the stable toolchain (RUSTC_BOOTSTRAP=1); fails if any target crashes. See fuzz/README.md.
+fuzz:
+	./scripts/fuzz.sh

@@ -308,16 +308,22 @@ fn verify_links<'a>(
     previous: Option<(u64, String)>,
     server_key: &VerifyingKey,
 ) -> Result<(), ChainError> {
-    let first_seq = previous.as_ref().map_or(1, |(seq, _)| seq + 1);
+    // Sequence numbers come from the input: checked arithmetic, so a number at the end of
+    // the range is refused instead of overflowing (found by fuzzing).
+    let mut expected_seq = previous
+        .as_ref()
+        .map_or(Some(1), |(seq, _)| seq.checked_add(1));
     let mut expected_prev = previous.map_or(GENESIS_HASH.to_owned(), |(_, hash)| hash);
-    for (expected_seq, link) in (first_seq..).zip(links) {
+    for link in links {
         let seq = link.seq;
-        if seq != expected_seq {
-            return Err(ChainError::Sequence {
-                seq,
-                expected: expected_seq,
-            });
+        let expected = expected_seq.ok_or(ChainError::Sequence {
+            seq,
+            expected: u64::MAX,
+        })?;
+        if seq != expected {
+            return Err(ChainError::Sequence { seq, expected });
         }
+        expected_seq = expected.checked_add(1);
         if link.prev_hash != expected_prev {
             return Err(ChainError::BrokenLink { seq });
         }
