@@ -89,13 +89,15 @@ async fn load_run(args: &ServerBenchArgs) -> Result<Report, String> {
     let data = std::env::temp_dir().join(format!("tabir-bench-server-{}", std::process::id()));
     let store = tabir_store::sqlite::SqliteStore::open(&data).map_err(|e| failed(&e))?;
     let custodian = tabir_client::custody::new_signing_key();
-    let mut config = ServerConfig::default();
     // One device verifies one subject over and over: quotas stay on (their accounting is part
     // of each request's cost) but high enough that the run measures throughput, not refusals.
-    config.quotas = tabir_server::Quotas {
-        subject_per_day: 1_000_000,
-        device_per_hour: 1_000_000,
-        device_per_day: 1_000_000,
+    let mut config = ServerConfig {
+        quotas: tabir_server::Quotas {
+            subject_per_day: 1_000_000,
+            device_per_hour: 1_000_000,
+            device_per_day: 1_000_000,
+        },
+        ..ServerConfig::default()
     };
     if let Some(workers) = args.fhe_workers {
         config.fhe_workers = workers.max(1);
