@@ -204,7 +204,8 @@ impl Named for TinyKeys {
 #[derive(Serialize, Deserialize, Versionize)]
 #[versionize(TinyRegistrationVersions)]
 struct TinyRegistration {
-    evaluation_keys: TinyKeys,
+    /// The evaluation keys' own blob (the registration's "/3" form).
+    evaluation_keys: Vec<u8>,
     server_share: Vec<u8>,
 }
 
@@ -215,7 +216,7 @@ enum TinyRegistrationVersions {
 }
 
 impl Named for TinyRegistration {
-    const NAME: &'static str = "tabir::DomainRegistration/2";
+    const NAME: &'static str = "tabir::DomainRegistration/3";
 }
 
 #[derive(Serialize, Deserialize, Versionize)]
@@ -287,7 +288,7 @@ fn tiny_key_seeds(out: &Corpus, crypto: &CryptoBlobs) -> Result<(), Error> {
         "evaluation_keys",
         "tiny-registration",
         &tfhe_blob(&TinyRegistration {
-            evaluation_keys: tiny_keys(config, 4),
+            evaluation_keys: tfhe_blob(&tiny_keys(config, 4))?,
             server_share: crypto.server_share.clone(),
         })?,
     )?;

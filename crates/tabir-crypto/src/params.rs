@@ -9,10 +9,13 @@ use crate::error::{CryptoError, Result};
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::*;
 use tfhe::shortint::parameters::v1_8::{
+    V1_8_PARAM_MESSAGE_2_CARRY_2_KS32_PBS_TUNIFORM_2M128,
     V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
     V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
 };
-use tfhe::shortint::parameters::{ClassicPBSParameters, CompactPublicKeyEncryptionParameters};
+use tfhe::shortint::parameters::{
+    ClassicPBSParameters, CompactPublicKeyEncryptionParameters, KeySwitch32PBSParameters,
+};
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
 /// Stable identifier of a vetted lattice parameter set. On the wire and in stored keys it is
@@ -24,8 +27,14 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 #[non_exhaustive]
 pub enum ParamSetId {
     /// tfhe 1.8 `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`: n = 918, N = 2048, k = 1,
-    /// TUniform noise, p_fail 2^-129.6 for its own bootstrap.
+    /// TUniform noise, p_fail 2^-129.6 for its own bootstrap. Key domains made before the
+    /// KS32 set became the default use it; it stays readable and usable.
     TfheV1_8Msg2Carry2KsPbsTUniform2M128,
+    /// tfhe 1.8 `V1_8_PARAM_MESSAGE_2_CARRY_2_KS32_PBS_TUNIFORM_2M128`: the same lattice and
+    /// bootstrapping key (n = 918, N = 2048, k = 1, same GLWE noise), with the keyswitch
+    /// computed and output on 32 bits (TUniform(13) on 2^32): half the keyswitching key, about
+    /// half the keyswitch time. p_fail 2^-129.6 for its own bootstrap.
+    TfheV1_8Msg2Carry2Ks32PbsTUniform2M128,
 }
 
 /// The serialized form of a [`ParamSetId`]: its stable number.
@@ -66,18 +75,28 @@ impl TryFrom<u16> for ParamSetId {
 }
 
 impl ParamSetId {
-    pub const DEFAULT: ParamSetId = ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128;
+    /// The set new key domains get: the KS32 variant (same band, cheaper keyswitch; see
+    /// docs/crypto.md).
+    pub const DEFAULT: ParamSetId = ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128;
+
+    /// Every set this build can read, oldest first.
+    pub const ALL: [ParamSetId; 2] = [
+        ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128,
+        ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128,
+    ];
 
     /// The stable number written to the wire.
     pub fn wire_id(self) -> u16 {
         match self {
             ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => 1,
+            ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128 => 2,
         }
     }
 
     pub fn from_wire_id(id: u16) -> Result<Self> {
         match id {
             1 => Ok(ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128),
+            2 => Ok(ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128),
             _ => Err(CryptoError::UnknownParameterSet { id }),
         }
     }
@@ -87,6 +106,9 @@ impl ParamSetId {
         match self {
             ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => {
                 "tfhe-1.8/PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128"
+            }
+            ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128 => {
+                "tfhe-1.8/PARAM_MESSAGE_2_CARRY_2_KS32_PBS_TUNIFORM_2M128"
             }
         }
     }
@@ -98,8 +120,23 @@ impl ParamSetId {
                 &V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
                 &V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
             ),
+            // The KS32 set has no public-key set of its own; its GLWE key has the same shape
+            // (k N = 2048) and noise, so the same vetted public-key encryption noise applies.
+            ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128 => LatticeParams::from_tfhe_ks32(
+                &V1_8_PARAM_MESSAGE_2_CARRY_2_KS32_PBS_TUNIFORM_2M128,
+                &V1_8_PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+            ),
         }
     }
+}
+
+/// How the keyswitch computes and what its output lives on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KeyswitchKind {
+    /// Keyswitching key and output modulo 2^64.
+    Native64 { noise: DynamicDistribution<u64> },
+    /// Keyswitching key and output modulo 2^32 (the input's top 32 bits are decomposed).
+    Native32 { noise: DynamicDistribution<u32> },
 }
 
 /// The subset of a tfhe parameter set that the matching circuit uses.
@@ -109,7 +146,8 @@ pub struct LatticeParams {
     pub lwe_dimension: LweDimension,
     pub glwe_dimension: GlweDimension,
     pub polynomial_size: PolynomialSize,
-    pub lwe_noise: DynamicDistribution<u64>,
+    /// The keyswitch's scalar and the noise of its key.
+    pub keyswitch: KeyswitchKind,
     pub glwe_noise: DynamicDistribution<u64>,
     /// Decomposition of the bootstrapping key; the probe GGSW reuses it.
     pub pbs_base_log: DecompositionBaseLog,
@@ -131,7 +169,32 @@ impl LatticeParams {
             lwe_dimension: p.lwe_dimension,
             glwe_dimension: p.glwe_dimension,
             polynomial_size: p.polynomial_size,
-            lwe_noise: p.lwe_noise_distribution,
+            keyswitch: KeyswitchKind::Native64 {
+                noise: p.lwe_noise_distribution,
+            },
+            glwe_noise: p.glwe_noise_distribution,
+            pbs_base_log: p.pbs_base_log,
+            pbs_level: p.pbs_level,
+            ks_base_log: p.ks_base_log,
+            ks_level: p.ks_level,
+            ciphertext_modulus: p.ciphertext_modulus,
+            public_key_noise: pke.encryption_noise_distribution,
+            public_key_dimension: pke.encryption_lwe_dimension,
+        }
+    }
+
+    fn from_tfhe_ks32(
+        p: &KeySwitch32PBSParameters,
+        pke: &CompactPublicKeyEncryptionParameters,
+    ) -> Self {
+        debug_assert!(p.post_keyswitch_ciphertext_modulus.is_native_modulus());
+        Self {
+            lwe_dimension: p.lwe_dimension,
+            glwe_dimension: p.glwe_dimension,
+            polynomial_size: p.polynomial_size,
+            keyswitch: KeyswitchKind::Native32 {
+                noise: p.lwe_noise_distribution,
+            },
             glwe_noise: p.glwe_noise_distribution,
             pbs_base_log: p.pbs_base_log,
             pbs_level: p.pbs_level,
@@ -326,12 +389,12 @@ mod tests {
     fn the_wire_carries_the_stable_number_and_refuses_unknown_ones() {
         use tfhe_versionable::{Unversionize, Versionize};
         let versioned = bincode::serialize(&ParamSetId::DEFAULT.versionize()).unwrap();
-        let as_number = bincode::serialize(&ParamSetWireId(1).versionize()).unwrap();
+        let as_number = bincode::serialize(&ParamSetWireId(2).versionize()).unwrap();
         assert_eq!(versioned, as_number);
         let unknown = bincode::serialize(&ParamSetWireId(999).versionize()).unwrap();
         let decoded = bincode::deserialize(&unknown).unwrap();
         assert!(ParamSetId::unversionize(decoded).is_err());
-        assert_eq!(plain_serde_number(ParamSetId::DEFAULT), 1);
+        assert_eq!(plain_serde_number(ParamSetId::DEFAULT), 2);
     }
 
     fn plain_serde_number(id: ParamSetId) -> u16 {
@@ -341,13 +404,36 @@ mod tests {
 
     #[test]
     fn lattice_matches_the_vetted_set() {
-        let p = ParamSetId::DEFAULT.lattice();
-        assert_eq!(p.lwe_dimension.0, 918);
-        assert_eq!(p.polynomial_size.0, 2048);
-        assert_eq!(p.glwe_dimension.0, 1);
-        assert_eq!((p.pbs_base_log.0, p.pbs_level.0), (23, 1));
-        assert_eq!((p.ks_base_log.0, p.ks_level.0), (4, 4));
-        assert!(p.ciphertext_modulus.is_native_modulus());
+        for id in ParamSetId::ALL {
+            let p = id.lattice();
+            assert_eq!(p.lwe_dimension.0, 918);
+            assert_eq!(p.polynomial_size.0, 2048);
+            assert_eq!(p.glwe_dimension.0, 1);
+            assert_eq!((p.pbs_base_log.0, p.pbs_level.0), (23, 1));
+            assert_eq!((p.ks_base_log.0, p.ks_level.0), (4, 4));
+            assert!(p.ciphertext_modulus.is_native_modulus());
+        }
+        // The two sets differ only in the keyswitch: same bootstrapping key, same GLWE noise.
+        let old = ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128.lattice();
+        let ks32 = ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128.lattice();
+        assert_eq!(old.glwe_noise, ks32.glwe_noise);
+        assert!(matches!(old.keyswitch, KeyswitchKind::Native64 { .. }));
+        assert!(matches!(ks32.keyswitch, KeyswitchKind::Native32 { .. }));
+    }
+
+    #[test]
+    fn both_sets_keep_their_wire_ids() {
+        assert_eq!(
+            ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128.wire_id(),
+            1
+        );
+        assert_eq!(
+            ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128.wire_id(),
+            2
+        );
+        for id in ParamSetId::ALL {
+            assert_eq!(ParamSetId::from_wire_id(id.wire_id()).ok(), Some(id));
+        }
     }
 
     /// A configuration with a plausible score threshold (calibration lives with quantisation,

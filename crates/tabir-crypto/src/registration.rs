@@ -13,8 +13,8 @@ use tfhe::named::Named;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 use zeroize::{Zeroize, Zeroizing};
 
-/// Size limit of a registration blob.
-pub const REGISTRATION_LIMIT: u64 = EVALUATION_KEYS_LIMIT + SHARE_LIMIT;
+/// Size limit of a registration blob (the keys, the share, and their length prefixes).
+pub const REGISTRATION_LIMIT: u64 = EVALUATION_KEYS_LIMIT + SHARE_LIMIT + 1024;
 
 pub struct DomainRegistration {
     pub evaluation_keys: EvaluationKeys,
@@ -32,10 +32,14 @@ impl fmt::Debug for DomainRegistration {
     }
 }
 
+/// The registration: the evaluation keys travel as their own canonical blob (either form), so
+/// this wrapper does not depend on their type. (The form before it, "/2", embedded the 64-bit
+/// keys; it was only ever an upload, never stored, so it is not read any more: a client that
+/// old gets a typed wrong-type error.)
 #[derive(Serialize, Deserialize, Versionize)]
 #[versionize(RegistrationWireVersions)]
 struct RegistrationWire {
-    evaluation_keys: EvaluationKeys,
+    evaluation_keys: Vec<u8>,
     server_share: Vec<u8>,
 }
 
@@ -46,7 +50,7 @@ enum RegistrationWireVersions {
 }
 
 impl Named for RegistrationWire {
-    const NAME: &'static str = "tabir::DomainRegistration/2";
+    const NAME: &'static str = "tabir::DomainRegistration/3";
 }
 
 impl DomainRegistration {
@@ -54,7 +58,7 @@ impl DomainRegistration {
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let share = self.server_share.export_secret();
         let mut wire = RegistrationWire {
-            evaluation_keys: self.evaluation_keys.clone(),
+            evaluation_keys: self.evaluation_keys.to_bytes(),
             server_share: Vec::with_capacity(share.len()),
         };
         wire.server_share.extend_from_slice(&share);
@@ -68,8 +72,7 @@ impl DomainRegistration {
         let mut wire: RegistrationWire =
             wire::decode(bytes, "domain registration", REGISTRATION_LIMIT)?;
         let share = Zeroizing::new(std::mem::take(&mut wire.server_share));
-        let evaluation_keys = wire.evaluation_keys;
-        evaluation_keys.check()?;
+        let evaluation_keys = EvaluationKeys::from_bytes(&wire.evaluation_keys)?;
         let server_share = ServerShare::import_secret(
             &share,
             evaluation_keys.config(),

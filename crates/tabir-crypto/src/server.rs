@@ -8,7 +8,7 @@
 
 use crate::ciphertexts::{EscrowedBit, Probe, ResultLwe, Template};
 use crate::error::{CryptoError, Result};
-use crate::evaluation_keys::EvaluationKeys;
+use crate::evaluation_keys::{EvaluationKeys, KeyParts, KeyswitchKey};
 use crate::fingerprint::KeyFingerprint;
 use crate::params::{
     DomainConfig, LatticeParams, MODULUS_BITS, PROBE_BITS, RESULT_MODULUS_LOG, TEMPLATE_BITS,
@@ -16,18 +16,24 @@ use crate::params::{
 use rayon::prelude::*;
 use std::fmt;
 use tfhe::core_crypto::algorithms::polynomial_algorithms::polynomial_wrapping_monic_monomial_mul_assign;
+use tfhe::core_crypto::fft_impl::fft64::crypto::bootstrap::batch_blind_rotate_assign_scratch;
 use tfhe::core_crypto::fft_impl::fft64::ABox;
 use tfhe::core_crypto::prelude::*;
 
 type FourierGgswCiphertextOwned = FourierGgswCiphertext<ABox<[c64]>>;
 
-/// A decision bit inside the server encrypts 0 or BIT_UNIT = q/32. Up to 15 such bits can be
+/// A decision bit inside the server encrypts 0 or BIT_UNIT = q/64. Up to 31 such bits can be
 /// summed without reaching q/2, which is what the "any match" reduction needs.
-const BIT_UNIT_LOG: u32 = 59;
-/// Bits summed per "any match" bootstrap: 15 * q/32 - q/64 stays below q/2.
-const ANY_MATCH_GROUP: usize = 15;
-/// Results leave at 0 or q/4: multiply the internal bit by 8.
+const BIT_UNIT_LOG: u32 = 58;
+/// Bits summed per "any match" bootstrap: 31 * q/64 - q/128 stays below q/2 (margin 3q/128),
+/// and no sum lies within q/128 of the boundary at 0 (see docs/crypto.md for the failure
+/// probability with the measured noise).
+pub const ANY_MATCH_GROUP: usize = 31;
+/// Results leave at 0 or q/4: multiply the internal bit by 16.
 const RESULT_SCALE: u64 = 1 << (62 - BIT_UNIT_LOG);
+/// Blind rotations run together in batches of this many (tfhe's batched blind rotation shares
+/// the bootstrapping key's passes over memory between them; 16 measured fastest here).
+const ROTATION_BATCH: usize = 16;
 
 /// Evaluation keys decompressed and converted for fast use. About 115 MiB per key domain.
 pub struct ServerKeys {
@@ -36,7 +42,7 @@ pub struct ServerKeys {
     lattice: LatticeParams,
     delta_log: u32,
     bootstrap_key: FourierLweBootstrapKeyOwned,
-    keyswitch_key: LweKeyswitchKeyOwned<u64>,
+    keyswitch_key: KeyswitchKey,
     /// Trivial GLWE with q/64 in every coefficient: blind-rotating it is the sign function.
     sign_accumulator: GlweCiphertextOwned<u64>,
 }
@@ -44,6 +50,36 @@ pub struct ServerKeys {
 impl fmt::Debug for ServerKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ServerKeys(domain {})", self.fingerprint)
+    }
+}
+
+/// Templates per shard when a caller does not choose: about 12 MiB of stored templates and
+/// 16 MiB of decoded ones, a few seconds of work on two cores.
+pub const DEFAULT_SHARD_TEMPLATES: usize = 1024;
+
+/// A search's probe, checked and in the Fourier domain (about 64 KiB), shared by its shards.
+pub struct SearchProbe {
+    fingerprint: KeyFingerprint,
+    ggsw: FourierGgswCiphertextOwned,
+}
+
+impl fmt::Debug for SearchProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SearchProbe(domain {}, <ciphertext>)", self.fingerprint)
+    }
+}
+
+/// One shard's encrypted any-match bit, under the whole domain key (internal scale, never
+/// shown to anyone: it is only combined with the others).
+#[derive(Clone)]
+pub struct ShardBit {
+    fingerprint: KeyFingerprint,
+    lwe: LweCiphertextOwned<u64>,
+}
+
+impl fmt::Debug for ShardBit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ShardBit(domain {}, <ciphertext>)", self.fingerprint)
     }
 }
 
@@ -67,6 +103,7 @@ pub struct Identification {
 struct Scratch {
     fft: Fft,
     buffers: ComputationBuffers,
+    polynomial_size: PolynomialSize,
 }
 
 impl Scratch {
@@ -88,8 +125,19 @@ impl Scratch {
         .unaligned_bytes_required();
         let convert = convert_standard_ggsw_ciphertext_to_fourier_mem_optimized_requirement(view)
             .unaligned_bytes_required();
-        buffers.resize(rotate.max(product).max(convert));
-        Self { fft, buffers }
+        let batch = batch_blind_rotate_assign_scratch::<u64>(
+            p.glwe_size(),
+            p.polynomial_size,
+            CiphertextCount(ROTATION_BATCH),
+            view,
+        )
+        .unaligned_bytes_required();
+        buffers.resize(rotate.max(product).max(convert).max(batch));
+        Self {
+            fft,
+            buffers,
+            polynomial_size: p.polynomial_size,
+        }
     }
 }
 
@@ -98,12 +146,11 @@ impl ServerKeys {
     /// (about a second on two cores). Do it once per domain and keep the result.
     pub fn prepare(keys: EvaluationKeys) -> Result<Self> {
         let fingerprint = keys.fingerprint();
-        let EvaluationKeys {
+        let KeyParts {
             config,
             bootstrap_key,
             keyswitch_key,
-            public_key: _,
-        } = keys;
+        } = keys.into_parts();
         config.validate()?;
         let lattice = config.params.lattice();
         let delta_log = config.delta_log()?;
@@ -118,8 +165,6 @@ impl ServerKeys {
         );
         par_convert_standard_lwe_bootstrap_key_to_fourier(&standard_bsk, &mut fourier_bsk);
         drop(standard_bsk);
-
-        let keyswitch_key = keyswitch_key.par_decompress_into_lwe_keyswitch_key();
 
         let half_bit = 1u64 << (BIT_UNIT_LOG - 1);
         let sign_accumulator = GlweCiphertext::from_container(
@@ -155,8 +200,12 @@ impl ServerKeys {
     /// Memory the prepared keys hold (the Fourier bootstrapping key and the keyswitching key
     /// dominate: about 120 MiB for the default set).
     pub fn memory_bytes(&self) -> usize {
+        let keyswitch_key = match &self.keyswitch_key {
+            KeyswitchKey::Ks64(k) => std::mem::size_of_val(k.as_ref()),
+            KeyswitchKey::Ks32(k) => std::mem::size_of_val(k.as_ref()),
+        };
         std::mem::size_of_val(self.bootstrap_key.as_view().data())
-            + std::mem::size_of_val(self.keyswitch_key.as_ref())
+            + keyswitch_key
             + std::mem::size_of_val(self.sign_accumulator.as_ref())
     }
 
@@ -166,18 +215,18 @@ impl ServerKeys {
     pub fn verify(&self, probe: &Probe, template: &Template) -> Result<EscrowedBit> {
         probe.check(&self.config, self.fingerprint)?;
         template.check(&self.config, self.fingerprint)?;
-        let mut scratch = Scratch::new(&self.lattice);
-        let probe = self.prepare_probe(probe, &mut scratch);
-        let glwe = self.template_glwe(template);
-        let scores = self.encrypted_scores(&probe, &glwe, 1, &mut scratch);
-        let bit = self.decide(&scores[0], &mut scratch);
+        let bit = with_scratch(&self.lattice, |scratch| {
+            let probe = self.prepare_probe(probe, scratch);
+            let glwe = self.template_glwe(template);
+            let scores = self.encrypted_scores(&probe, &glwe, 1, scratch);
+            self.decide_batch(&scores, scratch).remove(0)
+        });
         Ok(self.escrowed(&bit))
     }
 
-    /// 1:N: does the probe match any template of the gallery? Templates are packed
-    /// `templates_per_glwe` to a GLWE (rotation by X^(j d) is free and adds no noise), so one
-    /// external product yields that many scores; the bootstraps run in parallel on all cores.
-    /// `max_gallery` bounds the work one request may ask for.
+    /// 1:N: does the probe match any template of the gallery? The gallery is searched in
+    /// shards (see [`ServerKeys::search_shard`]) whose bits are then combined, exactly as a
+    /// streamed search does. `max_gallery` bounds the work one call may ask for.
     pub fn identify(
         &self,
         probe: &Probe,
@@ -191,36 +240,91 @@ impl ServerKeys {
                 limit: max_gallery,
             });
         }
+        let search = self.prepare_search(probe)?;
+        let mut shards = Vec::new();
+        let mut candidates = Vec::new();
+        for shard in gallery.chunks(DEFAULT_SHARD_TEMPLATES) {
+            let (bit, bits) = self.search_shard_bits(&search, shard)?;
+            shards.push(bit);
+            if candidate_bits == CandidateBits::Reveal {
+                candidates.extend(bits.iter().map(|bit| self.escrowed(bit)));
+            }
+        }
+        Ok(Identification {
+            any_match: self.combine_shards(&shards)?,
+            candidates,
+        })
+    }
+
+    /// Start a search: check the probe and put it in the Fourier domain once for every shard.
+    pub fn prepare_search(&self, probe: &Probe) -> Result<SearchProbe> {
         probe.check(&self.config, self.fingerprint)?;
-        for template in gallery {
+        let ggsw = with_scratch(&self.lattice, |scratch| self.prepare_probe(probe, scratch));
+        Ok(SearchProbe {
+            fingerprint: self.fingerprint,
+            ggsw,
+        })
+    }
+
+    /// One shard of a search: does the probe match any of these templates? Templates are
+    /// packed `templates_per_glwe` to a GLWE (rotation by X^(j d) is free and adds no noise),
+    /// so one external product yields that many scores; the bootstraps run in batches on all
+    /// cores of the current rayon pool. Memory is proportional to the shard, not the gallery.
+    pub fn search_shard(&self, search: &SearchProbe, templates: &[Template]) -> Result<ShardBit> {
+        self.search_shard_bits(search, templates)
+            .map(|(bit, _)| bit)
+    }
+
+    fn search_shard_bits(
+        &self,
+        search: &SearchProbe,
+        templates: &[Template],
+    ) -> Result<(ShardBit, Vec<LweCiphertextOwned<u64>>)> {
+        if search.fingerprint != self.fingerprint {
+            return Err(CryptoError::WrongKeyDomain {
+                kind: "search probe",
+                expected: self.fingerprint,
+                got: search.fingerprint,
+            });
+        }
+        for template in templates {
             template.check(&self.config, self.fingerprint)?;
         }
-        let mut scratch = Scratch::new(&self.lattice);
-        let probe = self.prepare_probe(probe, &mut scratch);
         let per_glwe = self.config.templates_per_glwe();
-
-        let scores: Vec<LweCiphertextOwned<u64>> = gallery
+        let scores: Vec<LweCiphertextOwned<u64>> = templates
             .par_chunks(per_glwe)
             .map_init(
                 || Scratch::new(&self.lattice),
                 |scratch, chunk| {
                     let packed = self.pack(chunk);
-                    self.encrypted_scores(&probe, &packed, chunk.len(), scratch)
+                    self.encrypted_scores(&search.ggsw, &packed, chunk.len(), scratch)
                 },
             )
             .flatten_iter()
             .collect();
         let bits = self.decide_all(&scores);
-        let any_match = self.any_of(&bits);
+        let any = self.any_of(&bits);
+        Ok((
+            ShardBit {
+                fingerprint: self.fingerprint,
+                lwe: any,
+            },
+            bits,
+        ))
+    }
 
-        let candidates = match candidate_bits {
-            CandidateBits::Reveal => bits.iter().map(|bit| self.escrowed(bit)).collect(),
-            CandidateBits::Withhold => Vec::new(),
-        };
-        Ok(Identification {
-            any_match: self.escrowed(&any_match),
-            candidates,
-        })
+    /// The whole search's answer from its shards' bits: their OR, in escrow form. No shard
+    /// (an empty gallery) gives an encryption of "no match".
+    pub fn combine_shards(&self, shards: &[ShardBit]) -> Result<EscrowedBit> {
+        if let Some(other) = shards.iter().find(|s| s.fingerprint != self.fingerprint) {
+            return Err(CryptoError::WrongKeyDomain {
+                kind: "shard bit",
+                expected: self.fingerprint,
+                got: other.fingerprint,
+            });
+        }
+        let bits: Vec<LweCiphertextOwned<u64>> = shards.iter().map(|s| s.lwe.clone()).collect();
+        Ok(self.escrowed(&self.any_of(&bits)))
     }
 
     /// The intermediate ciphertexts of one 1:1 decision (after the external product and the
@@ -239,9 +343,23 @@ impl ServerKeys {
         let score = self
             .encrypted_scores(&probe, &glwe, 1, &mut scratch)
             .remove(0);
-        let mut small =
-            LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), p.ciphertext_modulus);
-        keyswitch_lwe_ciphertext(&self.keyswitch_key, &score, &mut small);
+        let small = match &self.keyswitch_key {
+            KeyswitchKey::Ks64(key) => {
+                let mut small =
+                    LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), p.ciphertext_modulus);
+                keyswitch_lwe_ciphertext(key, &score, &mut small);
+                small
+            }
+            // A ciphertext modulo 2^32 read modulo 2^64: every coefficient times 2^32, which
+            // scales the phase by the same factor and keeps it exact.
+            KeyswitchKey::Ks32(key) => {
+                let small = self.keyswitch_32(key, &score);
+                LweCiphertext::from_container(
+                    small.as_ref().iter().map(|&c| u64::from(c) << 32).collect(),
+                    p.ciphertext_modulus,
+                )
+            }
+        };
         (score, small)
     }
 
@@ -346,54 +464,123 @@ impl ServerKeys {
             .collect()
     }
 
-    /// Keyswitch, then the sign bootstrap: an LWE whose phase lies in [0, q/2) becomes an
-    /// encryption of BIT_UNIT, one in [q/2, q) an encryption of 0 (under the big key).
-    fn decide(
+    /// Keyswitch, then the sign bootstrap, for a batch of LWEs: an LWE whose phase lies in
+    /// [0, q/2) becomes an encryption of BIT_UNIT, one in [q/2, q) an encryption of 0 (under
+    /// the big key).
+    fn decide_batch(
         &self,
-        lwe: &LweCiphertextOwned<u64>,
+        lwes: &[LweCiphertextOwned<u64>],
         scratch: &mut Scratch,
-    ) -> LweCiphertextOwned<u64> {
-        let p = &self.lattice;
-        let mut small =
-            LweCiphertext::new(0u64, p.lwe_dimension.to_lwe_size(), p.ciphertext_modulus);
-        keyswitch_lwe_ciphertext(&self.keyswitch_key, lwe, &mut small);
+    ) -> Vec<LweCiphertextOwned<u64>> {
+        match &self.keyswitch_key {
+            KeyswitchKey::Ks64(key) => {
+                let p = &self.lattice;
+                let smalls: Vec<LweCiphertextOwned<u64>> = lwes
+                    .iter()
+                    .map(|lwe| {
+                        let mut small = LweCiphertext::new(
+                            0u64,
+                            p.lwe_dimension.to_lwe_size(),
+                            p.ciphertext_modulus,
+                        );
+                        keyswitch_lwe_ciphertext(key, lwe, &mut small);
+                        small
+                    })
+                    .collect();
+                self.sign_bootstrap(&smalls, scratch)
+            }
+            KeyswitchKey::Ks32(key) => {
+                let smalls: Vec<LweCiphertextOwned<u32>> =
+                    lwes.iter().map(|lwe| self.keyswitch_32(key, lwe)).collect();
+                self.sign_bootstrap(&smalls, scratch)
+            }
+        }
+    }
 
-        // The centred binary modulus switch removes the mean rounding error of the binary key
-        // and shifts by half a step, which puts the decision boundary exactly at phase 0.
-        let switched = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(
-            small.as_view(),
-            p.polynomial_size.to_blind_rotation_input_modulus_log(),
+    /// The 32-bit keyswitch: the input's top bits decomposed, output modulo 2^32.
+    fn keyswitch_32(
+        &self,
+        key: &LweKeyswitchKeyOwned<u32>,
+        lwe: &LweCiphertextOwned<u64>,
+    ) -> LweCiphertextOwned<u32> {
+        let mut small = LweCiphertext::new(
+            0u32,
+            self.lattice.lwe_dimension.to_lwe_size(),
+            CiphertextModulus::new_native(),
         );
-        let mut accumulator = self.sign_accumulator.clone();
-        blind_rotate_assign_mem_optimized(
-            &switched,
-            &mut accumulator,
-            &self.bootstrap_key,
-            scratch.fft.as_view(),
-            scratch.buffers.stack(),
-        );
-        let mut bit = LweCiphertext::new(
-            0u64,
-            p.big_lwe_dimension().to_lwe_size(),
-            p.ciphertext_modulus,
-        );
-        extract_lwe_sample_from_glwe_ciphertext(&accumulator, &mut bit, MonomialDegree(0));
-        // +-q/64 -> q/32 or 0.
-        let body = bit.get_mut_body().data;
-        *body = body.wrapping_add(1u64 << (BIT_UNIT_LOG - 1));
-        bit
+        keyswitch_lwe_ciphertext_with_scalar_change(key, lwe, &mut small);
+        small
+    }
+
+    /// The sign bootstrap of small-key LWEs (64- or 32-bit), batched blind rotations.
+    fn sign_bootstrap<Small>(
+        &self,
+        smalls: &[LweCiphertextOwned<Small>],
+        scratch: &mut Scratch,
+    ) -> Vec<LweCiphertextOwned<u64>>
+    where
+        Small: UnsignedInteger + CastInto<usize>,
+    {
+        let p = &self.lattice;
+        let log_2n = p.polynomial_size.to_blind_rotation_input_modulus_log();
+        let mut bits = Vec::with_capacity(smalls.len());
+        for batch in smalls.chunks(ROTATION_BATCH) {
+            // The centred binary modulus switch removes the mean rounding error of the binary
+            // key and shifts by half a step, which puts the decision boundary exactly at 0.
+            let switched: Vec<_> = batch
+                .iter()
+                .map(|small| {
+                    lwe_ciphertext_centered_binary_modulus_switch::<Small, usize, _>(
+                        small.as_view(),
+                        log_2n,
+                    )
+                })
+                .collect();
+            let mut accumulators = GlweCiphertextList::new(
+                0u64,
+                p.glwe_size(),
+                p.polynomial_size,
+                GlweCiphertextCount(batch.len()),
+                p.ciphertext_modulus,
+            );
+            for mut accumulator in accumulators.iter_mut() {
+                accumulator
+                    .as_mut()
+                    .copy_from_slice(self.sign_accumulator.as_ref());
+            }
+            self.bootstrap_key.as_view().batch_blind_rotate_assign(
+                accumulators.as_mut_view(),
+                &switched,
+                scratch.fft.as_view(),
+                scratch.buffers.stack(),
+            );
+            for accumulator in accumulators.iter() {
+                let mut bit = LweCiphertext::new(
+                    0u64,
+                    p.big_lwe_dimension().to_lwe_size(),
+                    p.ciphertext_modulus,
+                );
+                extract_lwe_sample_from_glwe_ciphertext(&accumulator, &mut bit, MonomialDegree(0));
+                // +-BIT_UNIT/2 -> BIT_UNIT or 0.
+                let body = bit.get_mut_body().data;
+                *body = body.wrapping_add(1u64 << (BIT_UNIT_LOG - 1));
+                bits.push(bit);
+            }
+        }
+        bits
     }
 
     fn decide_all(&self, lwes: &[LweCiphertextOwned<u64>]) -> Vec<LweCiphertextOwned<u64>> {
-        lwes.par_iter()
+        lwes.par_chunks(ROTATION_BATCH)
             .map_init(
                 || Scratch::new(&self.lattice),
-                |scratch, lwe| self.decide(lwe, scratch),
+                |scratch, batch| self.decide_batch(batch, scratch),
             )
+            .flatten_iter()
             .collect()
     }
 
-    /// OR of encrypted bits: sum up to 15 bits, subtract half a bit, sign-bootstrap; repeat
+    /// OR of encrypted bits: sum up to 31 bits, subtract half a bit, sign-bootstrap; repeat
     /// until one bit is left. An empty gallery gives a trivial encryption of 0 (no match).
     fn any_of(&self, bits: &[LweCiphertextOwned<u64>]) -> LweCiphertextOwned<u64> {
         let p = &self.lattice;
@@ -419,6 +606,29 @@ impl ServerKeys {
         }
         current.first().cloned().unwrap_or_else(zero)
     }
+}
+
+thread_local! {
+    /// One scratch per thread for 1:1 decisions, kept between requests (the FFT plan and a few
+    /// MiB of buffers).
+    static SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with this thread's scratch (made on first use for these lattice parameters).
+fn with_scratch<T>(lattice: &LatticeParams, f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let fits = slot
+            .as_ref()
+            .is_some_and(|scratch| scratch.polynomial_size == lattice.polynomial_size);
+        if !fits {
+            *slot = Some(Scratch::new(lattice));
+        }
+        match slot.as_mut() {
+            Some(scratch) => f(scratch),
+            None => f(&mut Scratch::new(lattice)),
+        }
+    })
 }
 
 impl ServerKeys {

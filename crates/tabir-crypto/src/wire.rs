@@ -78,6 +78,11 @@ const LEGACY_SYMMETRIC_NAMES: &[&str] = &[
     "tabir::EvaluationKeys",
 ];
 
+/// Whether the blob's header names `name` (to choose between the forms of one value).
+pub(crate) fn names(bytes: &[u8], name: &str) -> bool {
+    header_name(bytes).is_some_and(|found| found == name)
+}
+
 fn header_name(bytes: &[u8]) -> Option<String> {
     use bincode::Options;
     let header: HeaderView = bincode::DefaultOptions::new()

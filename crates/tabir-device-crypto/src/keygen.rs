@@ -5,8 +5,8 @@
 
 use crate::shares::{random_share, CustodianShare};
 use tabir_crypto::error::Result;
-use tabir_crypto::evaluation_keys::EvaluationKeys;
-use tabir_crypto::params::DomainConfig;
+use tabir_crypto::evaluation_keys::{EvaluationKeys, SeededKeyswitchKey};
+use tabir_crypto::params::{DomainConfig, KeyswitchKind};
 use tabir_crypto::shares::{ServerShare, ShareValues};
 use tfhe::core_crypto::prelude::*;
 use zeroize::{Zeroize, Zeroizing};
@@ -89,22 +89,45 @@ pub(crate) fn generate_with_secrets(config: DomainConfig) -> Result<(KeyDomain, 
         seeder,
     );
 
-    let mut keyswitch_key = SeededLweKeyswitchKey::new(
-        0u64,
-        p.ks_base_log,
-        p.ks_level,
-        p.big_lwe_dimension(),
-        p.lwe_dimension,
-        seeder.seed().into(),
-        p.ciphertext_modulus,
-    );
-    generate_seeded_lwe_keyswitch_key(
-        &secrets.glwe.as_lwe_secret_key(),
-        &secrets.lwe,
-        &mut keyswitch_key,
-        p.lwe_noise,
-        seeder,
-    );
+    let big_key = secrets.glwe.as_lwe_secret_key();
+    let keyswitch_key = match p.keyswitch {
+        KeyswitchKind::Native64 { noise } => {
+            let mut key = SeededLweKeyswitchKey::new(
+                0u64,
+                p.ks_base_log,
+                p.ks_level,
+                p.big_lwe_dimension(),
+                p.lwe_dimension,
+                seeder.seed().into(),
+                p.ciphertext_modulus,
+            );
+            generate_seeded_lwe_keyswitch_key(&big_key, &secrets.lwe, &mut key, noise, seeder);
+            SeededKeyswitchKey::Ks64(key)
+        }
+        KeyswitchKind::Native32 { noise } => {
+            // The same binary small key, read as 32-bit words.
+            let small_key = Zeroizing::new(
+                secrets
+                    .lwe
+                    .as_ref()
+                    .iter()
+                    .map(|&bit| bit as u32)
+                    .collect::<Vec<u32>>(),
+            );
+            let small_key = LweSecretKey::from_container(small_key.as_slice());
+            let mut key = SeededLweKeyswitchKey::new(
+                0u32,
+                p.ks_base_log,
+                p.ks_level,
+                p.big_lwe_dimension(),
+                p.lwe_dimension,
+                seeder.seed().into(),
+                CiphertextModulus::new_native(),
+            );
+            generate_seeded_lwe_keyswitch_key(&big_key, &small_key, &mut key, noise, seeder);
+            SeededKeyswitchKey::Ks32(key)
+        }
+    };
 
     // The public key (A, B = A S + E) is a seeded GLWE encryption of zero with the noise of
     // tfhe's vetted public-key encryption set for this key size.

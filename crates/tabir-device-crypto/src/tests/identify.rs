@@ -87,9 +87,10 @@ fn no_match_in_a_gallery_gives_no_match() {
 
 #[test]
 fn many_matches_still_give_one_any_match_bit() {
-    // More matches than one "any match" group holds (15): the OR must not wrap around.
-    let matching: Vec<usize> = (0..20).collect();
-    let (probe, templates) = gallery(13, 20, &matching);
+    // A full "any match" group of 31 matches (the largest sum, 31 q/64 - q/128, must stay
+    // below q/2) and 4 more in a second group.
+    let matching: Vec<usize> = (0..35).collect();
+    let (probe, templates) = gallery(13, 35, &matching);
     let decision = run(&probe, &templates, CandidateBits::Withhold);
     assert!(decision.any_match.is_match());
     assert!(
@@ -118,5 +119,62 @@ fn gallery_over_the_limit_is_refused() {
     assert!(matches!(
         error,
         tabir_crypto::CryptoError::GalleryTooLarge { got: 3, limit: 2 }
+    ));
+}
+
+#[test]
+fn a_search_split_into_shards_gives_the_same_bit_however_it_is_split() {
+    let domain = domain128();
+    let (probe, templates) = gallery(16, 40, &[38]);
+    let encrypted: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
+    let search = domain.server.prepare_search(&domain.probe(&probe)).unwrap();
+    for shard_size in [7, 16, 40] {
+        let shards: Vec<_> = encrypted
+            .chunks(shard_size)
+            .map(|shard| domain.server.search_shard(&search, shard).unwrap())
+            .collect();
+        // The shards without the match say no match, the one with it says match.
+        for (i, shard) in shards.iter().enumerate() {
+            let alone = domain
+                .server
+                .combine_shards(std::slice::from_ref(shard))
+                .unwrap();
+            let holds_match = (i * shard_size..(i + 1) * shard_size).contains(&38);
+            assert_eq!(domain.open(&alone).is_match(), holds_match, "shard {i}");
+        }
+        let combined = domain.server.combine_shards(&shards).unwrap();
+        assert!(domain.open(&combined).is_match(), "shards of {shard_size}");
+    }
+    // Shards of no match combine to no match; no shard at all is no match.
+    let (probe, templates) = gallery(17, 20, &[]);
+    let search = domain.server.prepare_search(&domain.probe(&probe)).unwrap();
+    let encrypted: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
+    let shards: Vec<_> = encrypted
+        .chunks(6)
+        .map(|shard| domain.server.search_shard(&search, shard).unwrap())
+        .collect();
+    assert!(!domain
+        .open(&domain.server.combine_shards(&shards).unwrap())
+        .is_match());
+    assert!(!domain
+        .open(&domain.server.combine_shards(&[]).unwrap())
+        .is_match());
+}
+
+#[test]
+fn shards_and_searches_of_another_domain_are_refused() {
+    let (domain, other) = (domain128(), super::other_domain128());
+    let (probe, templates) = gallery(18, 3, &[]);
+    let search = other.server.prepare_search(&other.probe(&probe)).unwrap();
+    let encrypted: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
+    assert!(matches!(
+        domain.server.search_shard(&search, &encrypted),
+        Err(tabir_crypto::CryptoError::WrongKeyDomain { .. })
+    ));
+    let other_gallery: Vec<_> = templates.iter().map(|t| other.template(t)).collect();
+    let foreign = other.server.search_shard(&search, &other_gallery).unwrap();
+    assert!(matches!(
+        domain.server.combine_shards(&[foreign]),
+        Err(tabir_crypto::CryptoError::WrongKeyDomain { .. })
     ));
 }

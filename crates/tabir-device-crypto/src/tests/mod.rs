@@ -11,6 +11,7 @@ mod agreement;
 mod custody;
 mod identify;
 mod keys;
+mod legacy;
 mod noise;
 mod wire;
 
@@ -21,7 +22,7 @@ use crate::shares::{CustodianShare, DecryptionShare};
 use rand::Rng;
 use std::sync::OnceLock;
 use tabir_crypto::ciphertexts::{EncryptedBit, EscrowedBit, Probe, Template};
-use tabir_crypto::params::{DomainConfig, RESULT_MODULUS_LOG};
+use tabir_crypto::params::{DomainConfig, ParamSetId, RESULT_MODULUS_LOG};
 use tabir_crypto::server::ServerKeys;
 use tabir_crypto::shares::{ServerShare, ShareValues};
 use tabir_crypto::Decision;
@@ -107,7 +108,10 @@ impl TestDomain {
 }
 
 fn make_domain(dim: u32) -> TestDomain {
-    let config = domain_config(dim, 0.363).expect("valid config");
+    make_domain_with(domain_config(dim, 0.363).expect("valid config"))
+}
+
+fn make_domain_with(config: DomainConfig) -> TestDomain {
     let (domain, secrets) = generate_with_secrets(config).expect("key generation");
     let evaluation_key_bytes = domain.evaluation_keys.to_bytes();
     let encryptor = Encryptor::new(&domain.evaluation_keys.public_key()).unwrap();
@@ -135,6 +139,19 @@ pub(crate) fn domain128() -> &'static TestDomain {
 pub(crate) fn domain512() -> &'static TestDomain {
     static DOMAIN: OnceLock<TestDomain> = OnceLock::new();
     DOMAIN.get_or_init(|| make_domain(512))
+}
+
+/// A domain on the parameter set new domains had before the 32-bit keyswitch (wire id 1), which
+/// stays readable and usable.
+pub(crate) fn legacy_domain128() -> &'static TestDomain {
+    static DOMAIN: OnceLock<TestDomain> = OnceLock::new();
+    DOMAIN.get_or_init(|| {
+        let config = DomainConfig {
+            params: ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128,
+            ..domain_config(128, 0.363).expect("valid config")
+        };
+        make_domain_with(config)
+    })
 }
 
 /// A second, unrelated key domain of the same shape, for wrong-domain tests.

@@ -2,7 +2,7 @@
 //! after the external product, after the keyswitch, and after the modulus switch that feeds
 //! the bootstrap. Run with `-- --nocapture` to see the figures.
 
-use super::{domain128, random_quantised, with_exact_score};
+use super::{domain128, legacy_domain128, random_quantised, with_exact_score, TestDomain};
 use tfhe::core_crypto::prelude::*;
 
 fn signed(x: u64) -> f64 {
@@ -18,8 +18,16 @@ fn mean_and_std(values: &[f64]) -> (f64, f64) {
 
 #[test]
 fn noise_budget_matches_the_design() {
+    check_noise_budget("KS32 (default)", domain128());
+}
+
+#[test]
+fn noise_budget_matches_the_design_with_the_64_bit_keyswitch() {
+    check_noise_budget("KS64 (wire id 1)", legacy_domain128());
+}
+
+fn check_noise_budget(label: &str, domain: &TestDomain) {
     use rand::SeedableRng;
-    let domain = domain128();
     let config = domain.config;
     let delta_log = config.delta_log().unwrap();
     let theta = i64::from(config.threshold.score);
@@ -69,7 +77,7 @@ fn noise_budget_matches_the_design() {
     let score_unit = 2f64.powi(delta_log as i32);
     let to_score = 2f64.powi(52) / score_unit;
     eprintln!(
-        "noise over {} decisions (public-key probe and 23-bit template): external product \
+        "{label}: noise over {} decisions (public-key probe and 23-bit template): external product \
          2^{:.1} ({:.3} score units, mean {:.3}), keyswitch 2^{:.1} ({:.2} units), after the \
          modulus switch {:.2} score units (mean {:.2})",
         after_switch.len(),

@@ -161,7 +161,7 @@ fn blobs_of_symmetric_key_domains_are_refused_with_their_own_error() {
             .contains("create a new key domain and re-enrol"));
     }
     let renamed = rename_header(
-        &domain.evaluation_key_bytes,
+        &super::legacy_domain128().evaluation_key_bytes,
         "tabir::EvaluationKeys/2",
         "tabir::EvaluationKeys",
     );
@@ -172,7 +172,7 @@ fn blobs_of_symmetric_key_domains_are_refused_with_their_own_error() {
 }
 
 /// The blob with its type name replaced (bincode writes a length-prefixed string).
-fn rename_header(blob: &[u8], from: &str, to: &str) -> Vec<u8> {
+pub(super) fn rename_header(blob: &[u8], from: &str, to: &str) -> Vec<u8> {
     let mut needle = (from.len() as u64).to_le_bytes().to_vec();
     needle.extend_from_slice(from.as_bytes());
     let at = blob

@@ -101,7 +101,7 @@ fn operations() -> Vec<Operation> {
         op("post", routes::BOOTSTRAP, "bootstrap", "Register the first custodian with the one-time token from the server's token file.", (Access::Bootstrap, routes::LIMIT_JSON), json_of::<CustodianBootstrap>(), 201, json_of::<DeviceInfo>()),
         op("get", routes::SERVER_INFO, "serverInfo", "The server's audit-signing public key and versions.", signed::<policy::ServerInfo>(), Body::None, 200, json_of::<ServerInfo>()),
         op("get", routes::DOMAINS, "listDomains", "Key domains (an auditor sees its own).", signed::<policy::DomainList>(), Body::None, 200, json_list_of::<DomainInfo>()),
-        op("put", templates::DOMAIN, "registerDomain", "Register a key domain: evaluation keys, public key and the server's reference share.", signed::<policy::DomainRegistration>(), Body::Blob("domain registration (tabir::DomainRegistration/2)"), 201, json_of::<DomainInfo>()),
+        op("put", templates::DOMAIN, "registerDomain", "Register a key domain: evaluation keys, public key and the server's reference share.", signed::<policy::DomainRegistration>(), Body::Blob("domain registration (tabir::DomainRegistration/3)"), 201, json_of::<DomainInfo>()),
         op("get", templates::DOMAIN, "getDomain", "A key domain's registry entry (metadata only).", signed::<policy::DomainRead>(), Body::None, 200, json_of::<DomainInfo>()),
         op("post", templates::DEVICES, "registerKey", "Register a device or auditor key with its share delta.", signed::<policy::KeyRegistration>(), json_of::<DeviceRegistration>(), 201, json_of::<DeviceInfo>()),
         op("get", templates::DEVICES, "listKeys", "The domain's registered keys, revoked ones included.", signed::<policy::KeyList>(), Body::None, 200, json_list_of::<DeviceInfo>()),
