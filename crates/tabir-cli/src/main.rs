@@ -32,8 +32,10 @@ enum Command {
     Enroll(office::SubjectPhoto),
     /// Verify a photo against a subject's enrolment. Exit 0 match, 1 no match, 2 error.
     Verify(office::SubjectPhoto),
-    /// Does the photo match anyone enrolled in the domain? Exit 0 match, 1 no match, 2 error.
-    Identify(office::PhotoOnly),
+    /// Does the photo match anyone enrolled in the domain? The search runs on the server as a
+    /// job, followed with a progress bar (--detach, --job, --cancel). Exit 0 match, 1 no match,
+    /// 2 error.
+    Identify(office::IdentifyArgs),
     /// Delete a subject's enrolment (the audit log keeps the event, not the data).
     Delete(office::SubjectOnly),
     /// Key domains and device keys, for custodians.
@@ -57,7 +59,7 @@ fn main() -> ExitCode {
         Command::Face(command) => face::run(command).map(|()| ExitCode::SUCCESS),
         Command::Enroll(args) => return office::run(office::Operation::Enroll(args)),
         Command::Verify(args) => return office::run(office::Operation::Verify(args)),
-        Command::Identify(args) => return office::run(office::Operation::Identify(args)),
+        Command::Identify(args) => return office::identify(args),
         Command::Delete(args) => return office::run(office::Operation::Delete(args)),
         Command::Custody(command) => custody::run(command).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => audit::run(command),

@@ -54,10 +54,28 @@ pub struct SubjectOnly {
     device: DeviceArgs,
 }
 
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["image", "job", "cancel"])))]
+pub struct IdentifyArgs {
+    /// The photo taken at the counter (JPEG or PNG): submit a search of the whole domain and
+    /// wait for it with a progress bar (it runs on the server as a job, in shards).
+    image: Option<PathBuf>,
+    /// Submit, print the job id and return at once; follow it later with --job.
+    #[arg(long, requires = "image")]
+    detach: bool,
+    /// Follow a job submitted earlier (from this device) until it ends, then read its result.
+    #[arg(long, value_name = "JOB_ID", conflicts_with = "image")]
+    job: Option<String>,
+    /// Cancel a running job of this device.
+    #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["image", "job"])]
+    cancel: Option<String>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
 pub enum Operation {
     Enroll(SubjectPhoto),
     Verify(SubjectPhoto),
-    Identify(PhotoOnly),
     Delete(SubjectOnly),
 }
 
@@ -108,14 +126,12 @@ fn read_photo(path: &Path) -> Result<Vec<u8>, ClientError> {
 pub fn run(operation: Operation) -> ExitCode {
     let device = match &operation {
         Operation::Enroll(a) | Operation::Verify(a) => &a.device,
-        Operation::Identify(a) => &a.device,
         Operation::Delete(a) => &a.device,
     };
     let as_json = device.json;
     let subject = match &operation {
         Operation::Enroll(a) | Operation::Verify(a) => Some(&a.subject),
         Operation::Delete(a) => Some(&a.subject),
-        Operation::Identify(_) => None,
     };
     let subject = match subject.map(|s| SubjectId::parse(s)).transpose() {
         Ok(subject) => subject,
@@ -131,7 +147,6 @@ pub fn run(operation: Operation) -> ExitCode {
     // The photo is read before anything else: a missing or unreadable file fails at once.
     let photo = match &operation {
         Operation::Enroll(a) | Operation::Verify(a) => Some(read_photo(&a.image)),
-        Operation::Identify(a) => Some(read_photo(&a.image)),
         Operation::Delete(_) => None,
     };
     let photo = match photo.transpose() {
@@ -196,10 +211,6 @@ pub fn run(operation: Operation) -> ExitCode {
                 Err(e) => client_error(as_json, &e),
             }
         }
-        (Operation::Identify(_), _) => match runtime.block_on(client.identify(photo)) {
-            Ok(outcome) => decision_exit(as_json, &outcome, None),
-            Err(e) => client_error(as_json, &e),
-        },
         (Operation::Delete(_), Some(subject)) => match runtime.block_on(client.delete(&subject)) {
             Ok(outcome) => {
                 if as_json {
@@ -225,6 +236,110 @@ pub fn run(operation: Operation) -> ExitCode {
             "invalid_subject_id",
             "a subject id is required",
         ),
+    }
+}
+
+/// `tabir identify`: submit a search, follow one, or cancel one.
+pub fn identify(args: IdentifyArgs) -> ExitCode {
+    let as_json = args.device.json;
+    let photo = match args.image.as_deref().map(read_photo).transpose() {
+        Ok(photo) => photo,
+        Err(e) => return client_error(as_json, &e),
+    };
+    let opened = (|| -> Result<OfficeClient, String> {
+        let config =
+            ClientConfig::load(args.device.config.as_deref()).map_err(|e| e.to_string())?;
+        let passphrase = passphrase(PASSPHRASE_ENV, "this device's key files", false)?;
+        if photo.is_none() {
+            // Following or cancelling a job needs no face models.
+            return OfficeClient::open_without_face(&config, &passphrase)
+                .map_err(|e| e.to_string());
+        }
+        let face = Arc::new(args.device.pipeline.load()?);
+        OfficeClient::open(&config, &passphrase, face).map_err(|e| e.to_string())
+    })();
+    let client = match opened {
+        Ok(client) => client,
+        Err(message) => return report_error(as_json, "config", "config", &message),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report_error(as_json, "config", "runtime", &e.to_string()),
+    };
+    if let Some(job_id) = &args.cancel {
+        return match runtime.block_on(client.cancel_identification(job_id)) {
+            Ok(job) => {
+                if as_json {
+                    println!("{}", json!({"result": "cancelled", "job": job}));
+                } else {
+                    println!(
+                        "cancelled job {} ({} of {} shards were done)",
+                        job.job_id, job.shards_done, job.shards_total
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => client_error(as_json, &e),
+        };
+    }
+    let job_id = match (photo, &args.job) {
+        (Some(photo), _) => match runtime.block_on(client.submit_identification(photo)) {
+            Ok(job) => {
+                if args.detach {
+                    if as_json {
+                        println!("{}", json!({"result": "submitted", "job": job}));
+                    } else {
+                        println!(
+                            "submitted job {} over {} templates in {} shards",
+                            job.job_id, job.gallery_size, job.shards_total
+                        );
+                        println!("follow it with: tabir identify --job {}", job.job_id);
+                    }
+                    return ExitCode::SUCCESS;
+                }
+                if !as_json {
+                    eprintln!(
+                        "searching {} templates in {} shards (job {}; if interrupted, resume with --job)",
+                        job.gallery_size, job.shards_total, job.job_id
+                    );
+                }
+                job.job_id
+            }
+            Err(e) => return client_error(as_json, &e),
+        },
+        (None, Some(job_id)) => job_id.clone(),
+        (None, None) => {
+            return report_error(
+                as_json,
+                "config",
+                "usage",
+                "give a photo, --job or --cancel",
+            )
+        }
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    if as_json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} searching [{bar:30}] {pos}/{len} shards, {elapsed} (about {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let outcome = runtime.block_on(client.wait_identification(&job_id, |job| {
+        bar.set_length(u64::from(job.shards_total));
+        bar.set_position(u64::from(job.shards_done));
+    }));
+    bar.finish_and_clear();
+    match outcome {
+        Ok(outcome) => decision_exit(as_json, &outcome, None),
+        Err(e) => client_error(as_json, &e),
     }
 }
 

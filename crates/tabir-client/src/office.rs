@@ -13,17 +13,18 @@ use crate::transport::{Reply, Transport};
 use reqwest::Method;
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tabir_crypto::ciphertexts::EncryptedBit;
 use tabir_crypto::Decision;
 use tabir_device_crypto::{DecryptionShare, Encryptor};
 use tabir_face::{Embedding, FacePipeline};
 use tabir_proto::audit::ReportedDecision;
 use tabir_proto::messages::{
-    DecisionReport, DeletionReceipt, DomainInfo, EnrolmentReceipt, ReportReceipt,
+    DecisionReport, DeletionReceipt, DomainInfo, EnrolmentReceipt, IdentificationJob, JobStatus,
+    ReportReceipt,
 };
 use tabir_proto::routes::{self, CONTENT_TYPE_BLOB, CONTENT_TYPE_JSON};
-use tabir_proto::SubjectId;
+use tabir_proto::{ErrorCode, SubjectId};
 use tokio::sync::OnceCell;
 
 /// Where the time went, in milliseconds.
@@ -342,9 +343,105 @@ impl OfficeClient {
         Ok(outcome)
     }
 
+    /// 1:N from an embedding: submit the search, wait for it (polling its progress), read the
+    /// result and report the decision.
     pub async fn identify_embedding(&self, embedding: &[f32]) -> Result<IdentifyOutcome> {
+        let started = Instant::now();
+        let encrypting = Instant::now();
+        let probe = self.encryptor.encrypt_probe(embedding)?.to_bytes();
+        let encrypt_ms = ms(encrypting);
+        let job = self.submit_probe(probe).await?;
+        let mut outcome = self.wait_identification(&job.job_id, |_| {}).await?;
+        outcome.timings.encrypt_ms = encrypt_ms;
+        outcome.timings.total_ms = ms(started);
+        Ok(outcome)
+    }
+
+    /// Submit a search for the person in the photo and return at once with the job (its id
+    /// lets any later process on this device follow it: [`OfficeClient::wait_identification`]).
+    pub async fn submit_identification(&self, photo: Vec<u8>) -> Result<IdentificationJob> {
+        let embedding = self.embed(photo).await?;
+        let probe = self
+            .encryptor
+            .encrypt_probe(embedding.as_slice())?
+            .to_bytes();
+        self.submit_probe(probe).await
+    }
+
+    /// Submit a search for an embedding computed elsewhere.
+    pub async fn submit_identification_embedding(
+        &self,
+        embedding: &[f32],
+    ) -> Result<IdentificationJob> {
+        let probe = self.encryptor.encrypt_probe(embedding)?.to_bytes();
+        self.submit_probe(probe).await
+    }
+
+    async fn submit_probe(&self, probe: Vec<u8>) -> Result<IdentificationJob> {
         let path = routes::identification(&self.domain);
-        let read = self.ask(&path, embedding).await?;
+        let (reply, _) = self
+            .exchange(Method::POST, &path, probe, CONTENT_TYPE_BLOB)
+            .await?;
+        job_from(&reply.body)
+    }
+
+    /// A job's state and progress.
+    pub async fn identification_status(&self, job_id: &str) -> Result<IdentificationJob> {
+        let path = routes::identification_job(&self.domain, job_id);
+        let (reply, _) = self
+            .exchange(Method::GET, &path, Vec::new(), CONTENT_TYPE_JSON)
+            .await?;
+        job_from(&reply.body)
+    }
+
+    /// Cancel a running job (its shards stop being evaluated).
+    pub async fn cancel_identification(&self, job_id: &str) -> Result<IdentificationJob> {
+        let path = routes::identification_job(&self.domain, job_id);
+        let (reply, _) = self
+            .exchange(Method::DELETE, &path, Vec::new(), CONTENT_TYPE_JSON)
+            .await?;
+        job_from(&reply.body)
+    }
+
+    /// Follow a job until it ends, calling `progress` with each state seen; then read the
+    /// result with this device's share and report the decision. A failed or cancelled job is
+    /// an error with the server's code (`shard_failed`, `job_cancelled`).
+    pub async fn wait_identification(
+        &self,
+        job_id: &str,
+        mut progress: impl FnMut(&IdentificationJob),
+    ) -> Result<IdentifyOutcome> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
+        let job = loop {
+            let job = self.identification_status(job_id).await?;
+            progress(&job);
+            if job.ended() {
+                break job;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        };
+        let server_ms = ms(started);
+        match job.state {
+            JobStatus::Done => {}
+            JobStatus::Cancelled => return Err(refusal(ErrorCode::JobCancelled)),
+            JobStatus::Failed | JobStatus::Running => {
+                let code = job
+                    .error
+                    .as_deref()
+                    .and_then(ErrorCode::from_name)
+                    .unwrap_or(ErrorCode::ShardFailed);
+                return Err(refusal(code));
+            }
+        }
+        let path = routes::identification_result(&self.domain, job_id);
+        let (reply, _) = self
+            .exchange(Method::GET, &path, Vec::new(), CONTENT_TYPE_BLOB)
+            .await?;
+        let mut read = self.open_answer(&reply)?;
+        read.timings.server_ms = server_ms;
+        read.timings.total_ms = ms(started);
         Ok(self.reported(read).await)
     }
 
@@ -357,6 +454,15 @@ impl OfficeClient {
         let (reply, server_ms) = self
             .exchange(Method::POST, path, probe, CONTENT_TYPE_BLOB)
             .await?;
+        let mut read = self.open_answer(&reply)?;
+        read.timings.encrypt_ms = encrypt_ms;
+        read.timings.server_ms = server_ms;
+        read.timings.total_ms = ms(started);
+        Ok(read)
+    }
+
+    /// An encrypted bit answer opened with this device's share, with its audit entry.
+    fn open_answer(&self, reply: &Reply) -> Result<UnreportedDecision> {
         let audit_seq = reply.audit_seq.ok_or_else(|| {
             ClientError::BadAnswer("the answer names no audit entry for its result".into())
         })?;
@@ -372,13 +478,10 @@ impl OfficeClient {
             decision,
             audit_seq,
             timings: Timings {
-                encrypt_ms,
-                server_ms,
                 decrypt_ms: ms(decrypting),
-                total_ms: ms(started),
                 ..Timings::default()
             },
-            bytes: WireBytes::from(&reply),
+            bytes: WireBytes::from(reply),
         })
     }
 
@@ -447,6 +550,20 @@ impl OfficeClient {
     }
 }
 
+fn job_from(body: &[u8]) -> Result<IdentificationJob> {
+    serde_json::from_slice(body)
+        .map_err(|e| ClientError::BadAnswer(format!("identification job: {e}")))
+}
+
+/// A job's failure as the refusal it amounts to.
+fn refusal(code: ErrorCode) -> ClientError {
+    ClientError::Refused {
+        status: code.status(),
+        code: code.name().to_owned(),
+        message: code.message().to_owned(),
+    }
+}
+
 /// The same client for code without an async runtime: each call blocks until done.
 pub mod blocking {
     use super::*;
@@ -488,6 +605,25 @@ pub mod blocking {
 
         pub fn delete(&self, subject: &SubjectId) -> Result<DeleteOutcome> {
             self.runtime.block_on(self.inner.delete(subject))
+        }
+
+        pub fn submit_identification(&self, photo: Vec<u8>) -> Result<IdentificationJob> {
+            self.runtime
+                .block_on(self.inner.submit_identification(photo))
+        }
+
+        pub fn wait_identification(
+            &self,
+            job_id: &str,
+            progress: impl FnMut(&IdentificationJob),
+        ) -> Result<IdentifyOutcome> {
+            self.runtime
+                .block_on(self.inner.wait_identification(job_id, progress))
+        }
+
+        pub fn cancel_identification(&self, job_id: &str) -> Result<IdentificationJob> {
+            self.runtime
+                .block_on(self.inner.cancel_identification(job_id))
         }
     }
 }

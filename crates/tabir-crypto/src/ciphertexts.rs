@@ -24,6 +24,7 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 pub const PROBE_LIMIT: u64 = 64 * 1024; // 48 KiB: GGSW, 4 x 2048 coefficients x 48 bits
 pub const TEMPLATE_LIMIT: u64 = 16 * 1024; // 11.5 KiB: GLWE, 2 x 2048 coefficients x 23 bits
 pub const BIT_LIMIT: u64 = 4 * 1024; // 2.5 KiB: LWE, 2049 coefficients x 10 bits
+pub const SHARD_BIT_LIMIT: u64 = 20 * 1024; // 16 KiB: LWE, 2049 coefficients x 64 bits
 
 /// A probe: the GGSW encryption of P(X) = sum p_i X^(-i) under the domain's public key, as
 /// tfhe lays a GGSW out (levels, then rows, then polynomials), each coefficient rounded to its
@@ -66,6 +67,44 @@ pub struct EncryptedBit {
     pub(crate) lwe: ResultLwe,
 }
 
+/// One shard's encrypted any-match bit inside the server: an LWE under the whole domain key
+/// at the full modulus 2^64 (the internal scale, 0 or q/64). Workers store it between shards
+/// so that any worker can combine them; it is never returned to anyone and no share applies
+/// to it.
+#[derive(Clone)]
+pub struct ShardBit {
+    pub(crate) fingerprint: KeyFingerprint,
+    pub(crate) lwe: tfhe::core_crypto::prelude::LweCiphertextOwned<u64>,
+}
+
+impl ShardBit {
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        self.fingerprint
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(
+            &ShardBitWire {
+                fingerprint: self.fingerprint,
+                packed: pack(self.lwe.as_ref().iter().copied(), 64),
+            },
+            SHARD_BIT_LIMIT,
+        )
+    }
+
+    pub fn from_bytes(bytes: &[u8], config: &DomainConfig, domain: KeyFingerprint) -> Result<Self> {
+        use tfhe::core_crypto::prelude::*;
+        let wire: ShardBitWire = wire::decode(bytes, "shard bit", SHARD_BIT_LIMIT)?;
+        expect_domain("shard bit", domain, wire.fingerprint)?;
+        let p = config.params.lattice();
+        let values = unpacked("shard bit", &wire.packed, 64, result_len(&p))?;
+        Ok(Self {
+            fingerprint: wire.fingerprint,
+            lwe: LweCiphertext::from_container(values, p.ciphertext_modulus),
+        })
+    }
+}
+
 /// The wire form shared by every packed ciphertext.
 macro_rules! wire_type {
     ($wire:ident, $versions:ident, $name:literal) => {
@@ -100,6 +139,7 @@ wire_type!(
     EncryptedBitWireVersions,
     "tabir::EncryptedBit/2"
 );
+wire_type!(ShardBitWire, ShardBitWireVersions, "tabir::ShardBit/1");
 
 fn unpacked(kind: &'static str, packed: &[u8], bits: u32, count: usize) -> Result<Vec<u64>> {
     unpack(packed, bits, count).ok_or(CryptoError::ShapeMismatch {
@@ -340,7 +380,7 @@ macro_rules! redacted_debug {
         }
     )*};
 }
-redacted_debug!(Probe, Template, EscrowedBit, EncryptedBit);
+redacted_debug!(Probe, Template, EscrowedBit, EncryptedBit, ShardBit);
 
 pub(crate) fn expect_domain(
     kind: &'static str,

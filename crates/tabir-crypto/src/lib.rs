@@ -29,13 +29,13 @@ pub mod server;
 pub mod shares;
 mod wire;
 
-pub use ciphertexts::{EncryptedBit, EscrowedBit, Probe, Template};
+pub use ciphertexts::{EncryptedBit, EscrowedBit, Probe, ShardBit, Template};
 pub use error::{CryptoError, Result};
 pub use evaluation_keys::{DomainPublicKey, EvaluationKeys};
 pub use fingerprint::KeyFingerprint;
 pub use params::{DomainConfig, ParamSetId, Threshold};
 pub use registration::DomainRegistration;
-pub use server::{CandidateBits, Identification, ServerKeys};
+pub use server::{CandidateBits, Identification, SearchProbe, ServerKeys, DEFAULT_SHARD_TEMPLATES};
 pub use shares::{ServerShare, ShareDelta, ShareKind, ShareValues};
 
 /// The decision a bit encrypts, as the device reads it after decryption.

@@ -6,7 +6,7 @@
 //! can decrypt: there is no key in this crate; key generation, encryption and decryption live
 //! in `tabir-device-crypto`, which the server does not depend on.
 
-use crate::ciphertexts::{EscrowedBit, Probe, ResultLwe, Template};
+use crate::ciphertexts::{EscrowedBit, Probe, ResultLwe, ShardBit, Template};
 use crate::error::{CryptoError, Result};
 use crate::evaluation_keys::{EvaluationKeys, KeyParts, KeyswitchKey};
 use crate::fingerprint::KeyFingerprint;
@@ -66,20 +66,6 @@ pub struct SearchProbe {
 impl fmt::Debug for SearchProbe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SearchProbe(domain {}, <ciphertext>)", self.fingerprint)
-    }
-}
-
-/// One shard's encrypted any-match bit, under the whole domain key (internal scale, never
-/// shown to anyone: it is only combined with the others).
-#[derive(Clone)]
-pub struct ShardBit {
-    fingerprint: KeyFingerprint,
-    lwe: LweCiphertextOwned<u64>,
-}
-
-impl fmt::Debug for ShardBit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ShardBit(domain {}, <ciphertext>)", self.fingerprint)
     }
 }
 

@@ -33,7 +33,12 @@ pub enum Action {
     ReplaceEnrolment,
     DeleteEnrolment,
     Verify,
+    /// An identification's result, escrowed when its job finished (or its failure).
     Identify,
+    /// A device submitted an identification job.
+    SubmitIdentification,
+    /// A device cancelled its identification job.
+    CancelIdentification,
     ReadAudit,
     /// A device reported the decision it read from an escrowed result.
     ReportDecision,

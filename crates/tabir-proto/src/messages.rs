@@ -110,6 +110,41 @@ pub struct ResharePage {
     pub next_from: Option<u64>,
 }
 
+/// Where an identification job stands (`POST .../identifications`, `GET .../{job_id}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IdentificationJob {
+    /// Random id (32 hex digits); only the device that submitted the job can read it.
+    pub job_id: String,
+    pub state: JobStatus,
+    /// Templates searched: the gallery when the job was submitted.
+    pub gallery_size: u64,
+    pub shards_total: u32,
+    pub shards_done: u32,
+    /// When failed: the error code (e.g. `shard_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When done: the audit entry escrowing the result (fetch it from `.../result`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_seq: Option<u64>,
+}
+
+/// The states of an identification job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl IdentificationJob {
+    /// True once nothing more will happen to the job.
+    pub fn ended(&self) -> bool {
+        self.state != JobStatus::Running
+    }
+}
+
 /// The answer to an enrolment (`PUT .../subjects/{subject}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnrolmentReceipt {

@@ -63,6 +63,8 @@ pub mod templates {
     pub const ENROLMENT: &str = "/v1/domains/{domain}/subjects/{subject}";
     pub const VERIFICATIONS: &str = "/v1/domains/{domain}/subjects/{subject}/verifications";
     pub const IDENTIFICATIONS: &str = "/v1/domains/{domain}/identifications";
+    pub const IDENTIFICATION_JOB: &str = "/v1/domains/{domain}/identifications/{job_id}";
+    pub const IDENTIFICATION_RESULT: &str = "/v1/domains/{domain}/identifications/{job_id}/result";
     pub const DECISION: &str = "/v1/domains/{domain}/decisions/{seq}";
     pub const ESCROW_RESHARE: &str = "/v1/domains/{domain}/escrow/reshare";
 }
@@ -82,9 +84,20 @@ pub fn verification(domain: &str, subject: &str) -> String {
     format!("{API_PREFIX}/domains/{domain}/subjects/{subject}/verifications")
 }
 
-/// `POST` a probe blob -> identification result blob.
+/// `POST` a probe blob -> 202 [`crate::messages::IdentificationJob`]: the search runs as a
+/// job, in shards.
 pub fn identification(domain: &str) -> String {
     format!("{API_PREFIX}/domains/{domain}/identifications")
+}
+
+/// `GET` a job's [`crate::messages::IdentificationJob`]; `DELETE` cancels it.
+pub fn identification_job(domain: &str, job_id: &str) -> String {
+    format!("{API_PREFIX}/domains/{domain}/identifications/{job_id}")
+}
+
+/// `GET` a finished job's encrypted any-match bit (blob, with the caller's share applied).
+pub fn identification_result(domain: &str, job_id: &str) -> String {
+    format!("{API_PREFIX}/domains/{domain}/identifications/{job_id}/result")
 }
 
 /// `POST` a [`crate::messages::DeviceRegistration`]; `DELETE .../{device}` revokes.

@@ -70,6 +70,8 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownEscrow => ErrorCode::UnknownEscrow,
             StoreError::AlreadyReported => ErrorCode::AlreadyReported,
             StoreError::BootstrapRefused => ErrorCode::Unauthenticated,
+            StoreError::UnknownJob => ErrorCode::UnknownJob,
+            StoreError::JobNotRunning => ErrorCode::JobEnded,
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %error, "database unavailable");
                 return Self {

@@ -21,6 +21,7 @@ mod domains;
 mod error;
 mod metrics;
 mod pool;
+mod search;
 mod shares;
 mod state;
 mod time;
@@ -29,6 +30,7 @@ mod vault;
 pub use bootstrap::{
     load_or_create_server_key, write_secret_file, BootstrapToken, ServerKeyFile, SERVER_KEY_FILE,
 };
+pub use search::{NatsConfig, SearchConfig};
 pub use state::{Limits, Quotas, ServerConfig};
 pub use vault::{MasterKey, MASTER_KEY_ENV};
 
@@ -161,6 +163,7 @@ pub async fn start(
     let state = state::AppState::new(store, server_key, master_key, config);
     registry::check_master_key(&state).await?;
     let bootstrap_token = bootstrap::prepare_custodian(&state, custodian_key).await?;
+    search::start(&state).await?;
     let app = api::router(Arc::clone(&state));
 
     let handle = axum_server::Handle::new();

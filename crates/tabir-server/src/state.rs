@@ -25,8 +25,10 @@ pub struct ServerConfig {
     pub fhe_queue: usize,
     /// Seconds a 429 asks the caller to wait.
     pub retry_after_secs: u64,
-    /// The largest gallery one identification scans.
+    /// The largest gallery one identification job searches.
     pub max_gallery: usize,
+    /// How 1:N searches run: threads, shard size, and the queue (in-process or NATS).
+    pub search: crate::search::SearchConfig,
     pub limits: Limits,
     pub quotas: Quotas,
     /// Bytes of prepared evaluation keys kept in memory (about 120 MiB a domain); the least
@@ -106,7 +108,8 @@ impl Default for ServerConfig {
             fhe_workers: cores,
             fhe_queue: 4 * cores,
             retry_after_secs: 1,
-            max_gallery: 4096,
+            max_gallery: 2_000_000,
+            search: crate::search::SearchConfig::default(),
             limits: Limits::default(),
             quotas: Quotas::default(),
             key_cache_bytes: 1 << 30,
@@ -121,6 +124,8 @@ pub struct AppState {
     pub master_key: MasterKey,
     pub domains: DomainCache,
     pub pool: FhePool,
+    /// 1:N searches: their own low-priority threads and their queue.
+    pub search: crate::search::SearchService,
     pub metrics: Metrics,
     /// Slots for reading large bodies (domain registrations).
     pub large_bodies: Arc<tokio::sync::Semaphore>,
@@ -189,6 +194,7 @@ impl AppState {
                 config.fhe_queue,
                 config.retry_after_secs,
             ),
+            search: crate::search::SearchService::new(config.search.clone()),
             metrics: Metrics::default(),
             large_bodies: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_large_bodies.max(1),

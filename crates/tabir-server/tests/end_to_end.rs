@@ -219,15 +219,9 @@ async fn end_to_end(store: Arc<dyn Store>) {
     // 1:N: Budi's second photo matches someone in the gallery; a stranger matches no one.
     for (anchor, cosine, expected) in [(&budi, 0.8f32, true), (&alice, 0.0, false)] {
         let probe_vector = vector_at_cosine(&mut rng, anchor, cosine);
-        let answer = http
-            .send(
-                &device,
-                Method::POST,
-                &routes::identification(DOMAIN),
-                keys.probe(&probe_vector),
-            )
-            .await
-            .expect(200);
+        let (job, answer) = identify_job(http, &device, keys.probe(&probe_vector)).await;
+        assert_eq!(job.shards_total, 1, "a small gallery is one shard");
+        let answer = answer.expect("the job is done");
         let decision = keys.open(&device_share, &answer.body);
         assert_eq!(decision.is_match(), expected);
         let (path, body) = report(escrow_seq(&answer), decision);

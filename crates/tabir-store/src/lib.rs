@@ -66,6 +66,60 @@ pub struct EscrowRecord {
 }
 
 /// A change to the stored state, applied atomically with its audit entry.
+/// Where an identification job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Shards are waiting for or being evaluated by workers.
+    Running,
+    /// Every shard is done and the result is escrowed (`audit_seq`).
+    Done,
+    /// A shard could not be evaluated (see `error`); nothing more runs.
+    Failed,
+    /// The device that asked cancelled it; nothing more runs.
+    Cancelled,
+}
+
+/// An identification job: a probe searched against a domain's gallery in shards.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub domain: String,
+    /// The device that asked (only it may read or cancel the job).
+    pub key_id: String,
+    pub state: JobState,
+    /// Templates in the gallery when the job was created (the search covers exactly those
+    /// positions; later enrolments are not searched).
+    pub gallery_size: u64,
+    pub shards_total: u32,
+    pub shards_done: u32,
+    /// Error code when failed (an [`tabir_proto::ErrorCode`] name).
+    pub error: Option<String>,
+    /// The audit entry escrowing the result, when done.
+    pub audit_seq: Option<u64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One shard of a job: the templates whose positions lie in `first_position..=last_position`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardRange {
+    pub shard: u32,
+    pub first_position: i64,
+    pub last_position: i64,
+}
+
+/// What recording a shard's bit did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardOutcome {
+    /// Recorded; `done` of `total` shards now have their bit.
+    Recorded { done: u32, total: u32 },
+    /// The shard already had its bit (a redelivered task): nothing changed.
+    AlreadyDone { done: u32, total: u32 },
+    /// The job is no longer running (cancelled, failed, done, or gone): nothing changed.
+    JobNotRunning,
+}
+
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Change {
@@ -121,6 +175,27 @@ pub enum Change {
         token_digest: String,
         now: u64,
         record: KeyRecord,
+    },
+    /// The end of an identification job: escrow its result (as [`Change::Escrow`] with the
+    /// job's domain, device and `Action::Identify`), mark the job done with this audit entry,
+    /// and delete its probe and shard bits. Refused with [`StoreError::JobNotRunning`] when
+    /// the job is not running (so a result is escrowed at most once).
+    FinishJob {
+        job_id: String,
+        result: Vec<u8>,
+    },
+    /// A job that cannot finish: mark it failed with `error` and delete its probe and shard
+    /// bits. Refused with [`StoreError::JobNotRunning`] when it is not running.
+    FailJob {
+        job_id: String,
+        error: String,
+    },
+    /// The asking device cancels its job: mark it cancelled, delete probe and shard bits.
+    /// [`StoreError::UnknownJob`] when no such job belongs to `key_id`;
+    /// [`StoreError::JobNotRunning`] when it already ended.
+    CancelJob {
+        job_id: String,
+        key_id: String,
     },
 }
 
@@ -188,6 +263,10 @@ pub enum StoreError {
     AlreadyReported,
     #[error("the bootstrap token is unknown, used, expired, or a custodian exists already")]
     BootstrapRefused,
+    #[error("no such identification job")]
+    UnknownJob,
+    #[error("the identification job has already ended")]
+    JobNotRunning,
     #[error("the stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database is unreachable, restarting or busy (a lock or statement timeout): the same
@@ -289,4 +368,40 @@ pub trait Store: Send + Sync {
 
     /// Keep a one-time bootstrap token's SHA-256 (hex) until `expires_at`.
     fn add_bootstrap_token(&self, token_digest: &str, expires_at: u64) -> Result<()>;
+
+    // Identification jobs. The probe and shard bits are ciphertexts, opaque here.
+
+    /// Create a running job over the domain's gallery as it is now: the templates' positions,
+    /// in order, cut into shards of at most `shard_templates`. Returns the job and its shards
+    /// (none for an empty gallery). `job_id` is chosen by the caller (random).
+    fn create_job(
+        &self,
+        job_id: &str,
+        domain: &str,
+        key_id: &str,
+        probe: &[u8],
+        shard_templates: usize,
+        now: &str,
+    ) -> Result<(JobRecord, Vec<ShardRange>)>;
+    fn job(&self, job_id: &str) -> Result<Option<JobRecord>>;
+    /// The job's probe, while it is running.
+    fn job_probe(&self, job_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Shards of a running job that have no bit yet.
+    fn pending_shards(&self, job_id: &str) -> Result<Vec<ShardRange>>;
+    /// Jobs still running (to resume after a restart).
+    fn running_jobs(&self) -> Result<Vec<JobRecord>>;
+    /// Templates of `domain` with positions in the range, in position order (deleted ones are
+    /// simply absent).
+    fn templates_in_range(
+        &self,
+        domain: &str,
+        first_position: i64,
+        last_position: i64,
+    ) -> Result<Vec<Vec<u8>>>;
+    /// Record a shard's encrypted bit (idempotent: see [`ShardOutcome`]).
+    fn finish_shard(&self, job_id: &str, shard: u32, bit: &[u8], now: &str)
+        -> Result<ShardOutcome>;
+    /// Every shard's bit, in shard order, once all are done (None while some are missing or
+    /// the job is not running).
+    fn shard_bits(&self, job_id: &str) -> Result<Option<Vec<Vec<u8>>>>;
 }

@@ -9,9 +9,11 @@
 //! over TLS (rustls, certificate and host name verified: verify-full); `sslmode=disable` in the
 //! URL turns TLS off explicitly.
 
+use crate::sqlite::{collect_bits, shard_ranges};
 use crate::{
     enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
-    KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, Store, StoreError, StoredAnswer,
+    JobRecord, JobState, KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, ShardOutcome,
+    ShardRange, Store, StoreError, StoredAnswer,
 };
 use postgres::config::{Host, SslMode};
 use postgres::{Client, NoTls, Transaction};
@@ -19,7 +21,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tabir_proto::audit::{AuditEntry, AuditEvent};
+use tabir_proto::audit::{Action, AuditEntry, AuditEvent};
 use tabir_proto::routes::Role;
 use tabir_proto::SubjectTag;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -144,7 +146,40 @@ const MIGRATIONS: &[&str] = &[
         used       BOOLEAN NOT NULL DEFAULT FALSE
     );
 "#,
+    // Identification jobs: a probe searched against a domain's gallery in shards of template
+    // positions, each shard's encrypted bit kept until the job ends (then probe and shards are
+    // deleted). Workers read the gallery by position range.
+    r#"
+    CREATE TABLE identify_jobs (
+        job_id       TEXT PRIMARY KEY,
+        domain       TEXT NOT NULL REFERENCES domains(name),
+        key_id       TEXT NOT NULL,
+        probe        BYTEA,
+        state        TEXT NOT NULL,
+        gallery_size BIGINT NOT NULL,
+        shards_total INTEGER NOT NULL,
+        shards_done  INTEGER NOT NULL,
+        error        TEXT,
+        audit_seq    BIGINT,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX identify_jobs_by_state ON identify_jobs (state);
+    CREATE TABLE identify_shards (
+        job_id         TEXT NOT NULL REFERENCES identify_jobs(job_id),
+        shard          INTEGER NOT NULL,
+        first_position BIGINT NOT NULL,
+        last_position  BIGINT NOT NULL,
+        bit            BYTEA,
+        PRIMARY KEY (job_id, shard)
+    );
+    CREATE INDEX templates_by_position ON templates (domain, position);
+"#,
 ];
+
+/// The columns of an `identify_jobs` row read by [`job_from_row`], in its order.
+const JOB_COLUMNS: &str = "job_id, domain, key_id, state, gallery_size, shards_total, \
+                           shards_done, error, audit_seq, created_at, updated_at";
 
 /// Take the transaction-scoped advisory lock named `name` in this store's schema: replicas of
 /// one deployment share it, deployments in other schemas of the same database do not. (In
@@ -409,8 +444,9 @@ fn migrate(client: &mut Client) -> Result<()> {
     tx.commit().map_err(backend)
 }
 
-/// Apply `change` in `tx`; `seq` is the sequence number of the audit entry committed with it.
-fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64) -> Result<()> {
+/// Apply `change` in `tx`; `seq` is the sequence number of the audit entry committed with it,
+/// `at` the time of its event.
+fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64, at: &str) -> Result<()> {
     match change {
         Change::None => Ok(()),
         Change::PutDomain {
@@ -578,6 +614,7 @@ fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64) -> Result<()> {
                     sealed_share: None,
                 },
                 seq,
+                at,
             )
         }
         Change::DeleteTemplate { domain, subject } => {
@@ -592,6 +629,108 @@ fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64) -> Result<()> {
             }
             Ok(())
         }
+        Change::FinishJob { job_id, result } => {
+            let (domain, key_id) = running_job(tx, &job_id)?;
+            tx.execute(
+                "INSERT INTO escrow (seq, domain, key_id, action, result)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &(seq as i64),
+                    &domain,
+                    &key_id,
+                    &enum_name(Action::Identify),
+                    &result,
+                ],
+            )
+            .map_err(backend)?;
+            end_job(tx, &job_id, JobState::Done, None, Some(seq), at)
+        }
+        Change::FailJob { job_id, error } => {
+            running_job(tx, &job_id)?;
+            end_job(tx, &job_id, JobState::Failed, Some(&error), None, at)
+        }
+        Change::CancelJob { job_id, key_id } => {
+            let row = tx
+                .query_opt(
+                    "SELECT state FROM identify_jobs WHERE job_id = $1 AND key_id = $2
+                     FOR UPDATE",
+                    &[&job_id, &key_id],
+                )
+                .map_err(backend)?
+                .ok_or(StoreError::UnknownJob)?;
+            if parse_enum::<JobState>(&row.get::<_, String>(0))? != JobState::Running {
+                return Err(StoreError::JobNotRunning);
+            }
+            end_job(tx, &job_id, JobState::Cancelled, None, None, at)
+        }
+    }
+}
+
+/// The domain and device of job `job_id`, its row locked until the transaction ends (so no
+/// shard is recorded meanwhile); [`StoreError::JobNotRunning`] unless it is running.
+fn running_job(tx: &mut Transaction<'_>, job_id: &str) -> Result<(String, String)> {
+    let row = tx
+        .query_opt(
+            "SELECT state, domain, key_id FROM identify_jobs WHERE job_id = $1 FOR UPDATE",
+            &[&job_id],
+        )
+        .map_err(backend)?
+        .ok_or(StoreError::JobNotRunning)?;
+    if parse_enum::<JobState>(&row.get::<_, String>(0))? != JobState::Running {
+        return Err(StoreError::JobNotRunning);
+    }
+    Ok((row.get(1), row.get(2)))
+}
+
+/// End a running job in `state`: its probe and shards (with their bits) are deleted.
+fn end_job(
+    tx: &mut Transaction<'_>,
+    job_id: &str,
+    state: JobState,
+    error: Option<&str>,
+    audit_seq: Option<u64>,
+    at: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE identify_jobs SET state = $2, error = $3, audit_seq = $4, probe = NULL,
+             updated_at = $5
+         WHERE job_id = $1",
+        &[
+            &job_id,
+            &enum_name(state),
+            &error,
+            &audit_seq.map(|s| s as i64),
+            &at,
+        ],
+    )
+    .map_err(backend)?;
+    tx.execute("DELETE FROM identify_shards WHERE job_id = $1", &[&job_id])
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// An `identify_jobs` row read as [`JOB_COLUMNS`].
+fn job_from_row(row: &postgres::Row) -> Result<JobRecord> {
+    Ok(JobRecord {
+        job_id: row.get(0),
+        domain: row.get(1),
+        key_id: row.get(2),
+        state: parse_enum(&row.get::<_, String>(3))?,
+        gallery_size: row.get::<_, i64>(4) as u64,
+        shards_total: row.get::<_, i32>(5) as u32,
+        shards_done: row.get::<_, i32>(6) as u32,
+        error: row.get(7),
+        audit_seq: row.get::<_, Option<i64>>(8).map(|s| s as u64),
+        created_at: row.get(9),
+        updated_at: row.get(10),
+    })
+}
+
+fn shard_from_row(row: &postgres::Row) -> ShardRange {
+    ShardRange {
+        shard: row.get::<_, i32>(0) as u32,
+        first_position: row.get(1),
+        last_position: row.get(2),
     }
 }
 
@@ -637,7 +776,7 @@ impl Store for PostgresStore {
             .map(|row| parse_entry(&row.get::<_, String>(0)))
             .transpose()?;
         let seq = previous.as_ref().map_or(1, |p| p.seq + 1);
-        apply(&mut tx, change, seq)?;
+        apply(&mut tx, change, seq, &event.time)?;
         let entry = sealer.seal(event, previous.as_ref());
         if entry.seq != seq {
             return Err(StoreError::Corrupt("the sealer broke the sequence".into()));
@@ -940,6 +1079,213 @@ impl Store for PostgresStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn create_job(
+        &self,
+        job_id: &str,
+        domain: &str,
+        key_id: &str,
+        probe: &[u8],
+        shard_templates: usize,
+        now: &str,
+    ) -> Result<(JobRecord, Vec<ShardRange>)> {
+        let mut client = self.connection()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        require_domain(&mut tx, domain)?;
+        // One statement, one snapshot of the gallery (enrolments are serialised by the audit
+        // lock, so positions are never reused).
+        let positions: Vec<i64> = tx
+            .query(
+                "SELECT position FROM templates WHERE domain = $1 ORDER BY position",
+                &[&domain],
+            )
+            .map_err(backend)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let shards = shard_ranges(&positions, shard_templates)?;
+        let record = JobRecord {
+            job_id: job_id.to_owned(),
+            domain: domain.to_owned(),
+            key_id: key_id.to_owned(),
+            state: JobState::Running,
+            gallery_size: positions.len() as u64,
+            shards_total: shards.len() as u32,
+            shards_done: 0,
+            error: None,
+            audit_seq: None,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+        };
+        tx.execute(
+            "INSERT INTO identify_jobs (job_id, domain, key_id, probe, state, gallery_size,
+                 shards_total, shards_done, error, audit_seq, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, NULL, NULL, $8, $8)",
+            &[
+                &job_id,
+                &domain,
+                &key_id,
+                &probe,
+                &enum_name(JobState::Running),
+                &(record.gallery_size as i64),
+                &(record.shards_total as i32),
+                &now,
+            ],
+        )
+        .map_err(backend)?;
+        // All shards in one round trip.
+        let numbers: Vec<i32> = shards.iter().map(|s| s.shard as i32).collect();
+        let firsts: Vec<i64> = shards.iter().map(|s| s.first_position).collect();
+        let lasts: Vec<i64> = shards.iter().map(|s| s.last_position).collect();
+        tx.execute(
+            "INSERT INTO identify_shards (job_id, shard, first_position, last_position)
+             SELECT $1, s, f, l FROM UNNEST($2::INTEGER[], $3::BIGINT[], $4::BIGINT[]) AS t(s, f, l)",
+            &[&job_id, &numbers, &firsts, &lasts],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok((record, shards))
+    }
+
+    fn job(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        self.connection()?
+            .query_opt(
+                &format!("SELECT {JOB_COLUMNS} FROM identify_jobs WHERE job_id = $1"),
+                &[&job_id],
+            )
+            .map_err(backend)?
+            .map(|r| job_from_row(&r))
+            .transpose()
+    }
+
+    fn job_probe(&self, job_id: &str) -> Result<Option<Vec<u8>>> {
+        let row = self
+            .connection()?
+            .query_opt(
+                "SELECT probe FROM identify_jobs WHERE job_id = $1 AND state = $2",
+                &[&job_id, &enum_name(JobState::Running)],
+            )
+            .map_err(backend)?;
+        Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
+    }
+
+    fn pending_shards(&self, job_id: &str) -> Result<Vec<ShardRange>> {
+        let rows = self
+            .connection()?
+            .query(
+                "SELECT s.shard, s.first_position, s.last_position
+                 FROM identify_shards s JOIN identify_jobs j ON j.job_id = s.job_id
+                 WHERE s.job_id = $1 AND j.state = $2 AND s.bit IS NULL
+                 ORDER BY s.shard",
+                &[&job_id, &enum_name(JobState::Running)],
+            )
+            .map_err(backend)?;
+        Ok(rows.iter().map(shard_from_row).collect())
+    }
+
+    fn running_jobs(&self) -> Result<Vec<JobRecord>> {
+        let rows = self
+            .connection()?
+            .query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM identify_jobs WHERE state = $1
+                     ORDER BY created_at, job_id"
+                ),
+                &[&enum_name(JobState::Running)],
+            )
+            .map_err(backend)?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    fn templates_in_range(
+        &self,
+        domain: &str,
+        first_position: i64,
+        last_position: i64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let rows = self
+            .connection()?
+            .query(
+                "SELECT template FROM templates
+                 WHERE domain = $1 AND position >= $2 AND position <= $3 ORDER BY position",
+                &[&domain, &first_position, &last_position],
+            )
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Replicas record the shards of one job one at a time: the job's row is locked (`FOR
+    /// UPDATE`) until the transaction ends, so the count is exact and exactly one caller sees
+    /// the last shard done. A shard number the running job does not have is refused with
+    /// [`StoreError::UnknownJob`] (no such shard of the job); nothing changes.
+    fn finish_shard(
+        &self,
+        job_id: &str,
+        shard: u32,
+        bit: &[u8],
+        now: &str,
+    ) -> Result<ShardOutcome> {
+        let mut client = self.connection()?;
+        let mut tx = client.transaction().map_err(backend)?;
+        let Some(job) = tx
+            .query_opt(
+                "SELECT state, shards_done, shards_total FROM identify_jobs
+                 WHERE job_id = $1 FOR UPDATE",
+                &[&job_id],
+            )
+            .map_err(backend)?
+        else {
+            return Ok(ShardOutcome::JobNotRunning);
+        };
+        if parse_enum::<JobState>(&job.get::<_, String>(0))? != JobState::Running {
+            return Ok(ShardOutcome::JobNotRunning);
+        }
+        let (done, total) = (job.get::<_, i32>(1) as u32, job.get::<_, i32>(2) as u32);
+        let shard = i32::try_from(shard).map_err(|_| StoreError::UnknownJob)?;
+        let has_bit = tx
+            .query_opt(
+                "SELECT bit IS NOT NULL FROM identify_shards WHERE job_id = $1 AND shard = $2",
+                &[&job_id, &shard],
+            )
+            .map_err(backend)?
+            .map(|r| r.get::<_, bool>(0));
+        match has_bit {
+            None => return Err(StoreError::UnknownJob),
+            Some(true) => return Ok(ShardOutcome::AlreadyDone { done, total }),
+            Some(false) => {}
+        }
+        tx.execute(
+            "UPDATE identify_shards SET bit = $3 WHERE job_id = $1 AND shard = $2",
+            &[&job_id, &shard, &bit],
+        )
+        .map_err(backend)?;
+        tx.execute(
+            "UPDATE identify_jobs SET shards_done = shards_done + 1, updated_at = $2
+             WHERE job_id = $1",
+            &[&job_id, &now],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(ShardOutcome::Recorded {
+            done: done + 1,
+            total,
+        })
+    }
+
+    fn shard_bits(&self, job_id: &str) -> Result<Option<Vec<Vec<u8>>>> {
+        // One statement, so one snapshot: the job's state and all its bits.
+        let rows = self
+            .connection()?
+            .query(
+                "SELECT j.shards_total::BIGINT, s.bit
+                 FROM identify_jobs j LEFT JOIN identify_shards s ON s.job_id = j.job_id
+                 WHERE j.job_id = $1 AND j.state = $2
+                 ORDER BY s.shard",
+                &[&job_id, &enum_name(JobState::Running)],
+            )
+            .map_err(backend)?;
+        collect_bits(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
 

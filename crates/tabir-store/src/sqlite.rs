@@ -6,14 +6,15 @@
 
 use crate::{
     enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
-    KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, Store, StoreError, StoredAnswer,
+    JobRecord, JobState, KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, ShardOutcome,
+    ShardRange, Store, StoreError, StoredAnswer,
 };
 use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use tabir_proto::audit::{AuditEntry, AuditEvent};
+use tabir_proto::audit::{Action, AuditEntry, AuditEvent};
 use tabir_proto::routes::Role;
 use tabir_proto::SubjectTag;
 
@@ -109,7 +110,40 @@ const MIGRATIONS: &[&str] = &[
         used       INTEGER NOT NULL DEFAULT 0
     );
 "#,
+    // Identification jobs: a probe searched against a domain's gallery in shards of template
+    // positions, each shard's encrypted bit kept until the job ends (then probe and shards are
+    // deleted). Workers read the gallery by position range.
+    r#"
+    CREATE TABLE identify_jobs (
+        job_id       TEXT PRIMARY KEY,
+        domain       TEXT NOT NULL REFERENCES domains(name),
+        key_id       TEXT NOT NULL,
+        probe        BLOB,
+        state        TEXT NOT NULL,
+        gallery_size INTEGER NOT NULL,
+        shards_total INTEGER NOT NULL,
+        shards_done  INTEGER NOT NULL,
+        error        TEXT,
+        audit_seq    INTEGER,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX identify_jobs_by_state ON identify_jobs (state);
+    CREATE TABLE identify_shards (
+        job_id         TEXT NOT NULL REFERENCES identify_jobs(job_id),
+        shard          INTEGER NOT NULL,
+        first_position INTEGER NOT NULL,
+        last_position  INTEGER NOT NULL,
+        bit            BLOB,
+        PRIMARY KEY (job_id, shard)
+    );
+    CREATE INDEX templates_by_position ON templates (domain, position);
+"#,
 ];
+
+/// The columns of an `identify_jobs` row read by [`job_from_row`], in its order.
+const JOB_COLUMNS: &str = "job_id, domain, key_id, state, gallery_size, shards_total, \
+                           shards_done, error, audit_seq, created_at, updated_at";
 
 /// A `requests` row: status, content type, audit entry, body (all NULL while in progress).
 type RequestRow = (Option<i64>, Option<String>, Option<i64>, Option<Vec<u8>>);
@@ -233,8 +267,9 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// Apply `change` in `tx`; `seq` is the sequence number of the audit entry committed with it.
-fn apply(tx: &Transaction<'_>, change: Change, seq: u64) -> Result<()> {
+/// Apply `change` in `tx`; `seq` is the sequence number of the audit entry committed with it,
+/// `at` the time of its event.
+fn apply(tx: &Transaction<'_>, change: Change, seq: u64, at: &str) -> Result<()> {
     match change {
         Change::None => Ok(()),
         Change::PutDomain {
@@ -415,6 +450,7 @@ fn apply(tx: &Transaction<'_>, change: Change, seq: u64) -> Result<()> {
                     sealed_share: None,
                 },
                 seq,
+                at,
             )
         }
         Change::DeleteTemplate { domain, subject } => {
@@ -429,7 +465,130 @@ fn apply(tx: &Transaction<'_>, change: Change, seq: u64) -> Result<()> {
             }
             Ok(())
         }
+        Change::FinishJob { job_id, result } => {
+            let (domain, key_id) = running_job(tx, &job_id)?;
+            tx.execute(
+                "INSERT INTO escrow (seq, domain, key_id, action, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![seq as i64, domain, key_id, enum_name(Action::Identify), result],
+            )
+            .map_err(backend)?;
+            end_job(tx, &job_id, JobState::Done, None, Some(seq), at)
+        }
+        Change::FailJob { job_id, error } => {
+            running_job(tx, &job_id)?;
+            end_job(tx, &job_id, JobState::Failed, Some(&error), None, at)
+        }
+        Change::CancelJob { job_id, key_id } => {
+            let state: String = tx
+                .query_row(
+                    "SELECT state FROM identify_jobs WHERE job_id = ?1 AND key_id = ?2",
+                    params![job_id, key_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?
+                .ok_or(StoreError::UnknownJob)?;
+            if parse_enum::<JobState>(&state)? != JobState::Running {
+                return Err(StoreError::JobNotRunning);
+            }
+            end_job(tx, &job_id, JobState::Cancelled, None, None, at)
+        }
     }
+}
+
+/// The domain and device of job `job_id`; [`StoreError::JobNotRunning`] unless it is running.
+fn running_job(tx: &Transaction<'_>, job_id: &str) -> Result<(String, String)> {
+    let found: Option<(String, String, String)> = tx
+        .query_row(
+            "SELECT state, domain, key_id FROM identify_jobs WHERE job_id = ?1",
+            [job_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    match found {
+        Some((state, domain, key_id)) if parse_enum::<JobState>(&state)? == JobState::Running => {
+            Ok((domain, key_id))
+        }
+        _ => Err(StoreError::JobNotRunning),
+    }
+}
+
+/// End a running job in `state`: its probe and shards (with their bits) are deleted.
+fn end_job(
+    tx: &Transaction<'_>,
+    job_id: &str,
+    state: JobState,
+    error: Option<&str>,
+    audit_seq: Option<u64>,
+    at: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE identify_jobs SET state = ?2, error = ?3, audit_seq = ?4, probe = NULL,
+             updated_at = ?5
+         WHERE job_id = ?1",
+        params![
+            job_id,
+            enum_name(state),
+            error,
+            audit_seq.map(|s| s as i64),
+            at
+        ],
+    )
+    .map_err(backend)?;
+    tx.execute("DELETE FROM identify_shards WHERE job_id = ?1", [job_id])
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// A job's shards: the gallery's positions, in order, cut into consecutive runs of at most
+/// `per_shard` templates (0 counts as 1), numbered from 0. Shared with the PostgreSQL store.
+pub(crate) fn shard_ranges(positions: &[i64], per_shard: usize) -> Result<Vec<ShardRange>> {
+    let per_shard = per_shard.max(1);
+    // Shard numbers are stored as 32-bit integers.
+    if positions.len().div_ceil(per_shard) > i32::MAX as usize {
+        return Err(StoreError::Backend(
+            "too many shards: give a larger shard size".into(),
+        ));
+    }
+    Ok(positions
+        .chunks(per_shard)
+        .enumerate()
+        .filter_map(|(index, chunk)| {
+            Some(ShardRange {
+                shard: index as u32,
+                first_position: *chunk.first()?,
+                last_position: *chunk.last()?,
+            })
+        })
+        .collect())
+}
+
+/// An `identify_jobs` row read as [`JOB_COLUMNS`]; the inner result is the state's parse.
+fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<JobRecord>> {
+    let state: String = row.get(3)?;
+    let record = JobRecord {
+        job_id: row.get(0)?,
+        domain: row.get(1)?,
+        key_id: row.get(2)?,
+        state: JobState::Running,
+        gallery_size: row.get::<_, i64>(4)? as u64,
+        shards_total: row.get::<_, i64>(5)? as u32,
+        shards_done: row.get::<_, i64>(6)? as u32,
+        error: row.get(7)?,
+        audit_seq: row.get::<_, Option<i64>>(8)?.map(|s| s as u64),
+        created_at: row.get(9)?,
+        updated_at: row.get(10)?,
+    };
+    Ok(parse_enum(&state).map(|state| JobRecord { state, ..record }))
+}
+
+fn shard_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ShardRange> {
+    Ok(ShardRange {
+        shard: row.get::<_, i64>(0)? as u32,
+        first_position: row.get(1)?,
+        last_position: row.get(2)?,
+    })
 }
 
 fn require_domain(tx: &Transaction<'_>, domain: &str) -> Result<()> {
@@ -483,7 +642,7 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         let previous = last_audit_entry(&tx)?;
         let seq = previous.as_ref().map_or(1, |p| p.seq + 1);
-        apply(&tx, change, seq)?;
+        apply(&tx, change, seq, &event.time)?;
         let entry = sealer.seal(event, previous.as_ref());
         if entry.seq != seq {
             return Err(StoreError::Corrupt("the sealer broke the sequence".into()));
@@ -818,6 +977,266 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn create_job(
+        &self,
+        job_id: &str,
+        domain: &str,
+        key_id: &str,
+        probe: &[u8],
+        shard_templates: usize,
+        now: &str,
+    ) -> Result<(JobRecord, Vec<ShardRange>)> {
+        let mut connection = self.lock()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        require_domain(&tx, domain)?;
+        let positions: Vec<i64> = {
+            let mut statement = tx
+                .prepare("SELECT position FROM templates WHERE domain = ?1 ORDER BY position")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map([domain], |row| row.get(0))
+                .map_err(backend)?;
+            rows.collect::<std::result::Result<_, _>>()
+                .map_err(backend)?
+        };
+        let shards = shard_ranges(&positions, shard_templates)?;
+        let record = JobRecord {
+            job_id: job_id.to_owned(),
+            domain: domain.to_owned(),
+            key_id: key_id.to_owned(),
+            state: JobState::Running,
+            gallery_size: positions.len() as u64,
+            shards_total: shards.len() as u32,
+            shards_done: 0,
+            error: None,
+            audit_seq: None,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+        };
+        tx.execute(
+            "INSERT INTO identify_jobs (job_id, domain, key_id, probe, state, gallery_size,
+                 shards_total, shards_done, error, audit_seq, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, NULL, NULL, ?8, ?8)",
+            params![
+                job_id,
+                domain,
+                key_id,
+                probe,
+                enum_name(JobState::Running),
+                record.gallery_size as i64,
+                i64::from(record.shards_total),
+                now
+            ],
+        )
+        .map_err(backend)?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO identify_shards (job_id, shard, first_position, last_position)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(backend)?;
+            for shard in &shards {
+                insert
+                    .execute(params![
+                        job_id,
+                        i64::from(shard.shard),
+                        shard.first_position,
+                        shard.last_position
+                    ])
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok((record, shards))
+    }
+
+    fn job(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        let connection = self.reader()?;
+        connection
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM identify_jobs WHERE job_id = ?1"),
+                [job_id],
+                job_from_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .transpose()
+    }
+
+    fn job_probe(&self, job_id: &str) -> Result<Option<Vec<u8>>> {
+        let connection = self.reader()?;
+        let probe: Option<Option<Vec<u8>>> = connection
+            .query_row(
+                "SELECT probe FROM identify_jobs WHERE job_id = ?1 AND state = ?2",
+                params![job_id, enum_name(JobState::Running)],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        Ok(probe.flatten())
+    }
+
+    fn pending_shards(&self, job_id: &str) -> Result<Vec<ShardRange>> {
+        let connection = self.reader()?;
+        let mut statement = connection
+            .prepare(
+                "SELECT s.shard, s.first_position, s.last_position
+                 FROM identify_shards s JOIN identify_jobs j ON j.job_id = s.job_id
+                 WHERE s.job_id = ?1 AND j.state = ?2 AND s.bit IS NULL
+                 ORDER BY s.shard",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(
+                params![job_id, enum_name(JobState::Running)],
+                shard_from_row,
+            )
+            .map_err(backend)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(backend)
+    }
+
+    fn running_jobs(&self) -> Result<Vec<JobRecord>> {
+        let connection = self.reader()?;
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM identify_jobs WHERE state = ?1
+                 ORDER BY created_at, job_id"
+            ))
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([enum_name(JobState::Running)], job_from_row)
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(backend)??);
+        }
+        Ok(out)
+    }
+
+    fn templates_in_range(
+        &self,
+        domain: &str,
+        first_position: i64,
+        last_position: i64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let connection = self.reader()?;
+        let mut statement = connection
+            .prepare(
+                "SELECT template FROM templates
+                 WHERE domain = ?1 AND position >= ?2 AND position <= ?3 ORDER BY position",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![domain, first_position, last_position], |row| {
+                row.get(0)
+            })
+            .map_err(backend)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(backend)
+    }
+
+    /// A shard number the running job does not have is refused with
+    /// [`StoreError::UnknownJob`] (no such shard of the job); nothing changes.
+    fn finish_shard(
+        &self,
+        job_id: &str,
+        shard: u32,
+        bit: &[u8],
+        now: &str,
+    ) -> Result<ShardOutcome> {
+        let mut connection = self.lock()?;
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let job: Option<(String, i64, i64)> = tx
+            .query_row(
+                "SELECT state, shards_done, shards_total FROM identify_jobs WHERE job_id = ?1",
+                [job_id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some((state, done, total)) = job else {
+            return Ok(ShardOutcome::JobNotRunning);
+        };
+        if parse_enum::<JobState>(&state)? != JobState::Running {
+            return Ok(ShardOutcome::JobNotRunning);
+        }
+        let (done, total) = (done as u32, total as u32);
+        let has_bit: Option<bool> = tx
+            .query_row(
+                "SELECT bit IS NOT NULL FROM identify_shards WHERE job_id = ?1 AND shard = ?2",
+                params![job_id, i64::from(shard)],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        match has_bit {
+            None => return Err(StoreError::UnknownJob),
+            Some(true) => return Ok(ShardOutcome::AlreadyDone { done, total }),
+            Some(false) => {}
+        }
+        tx.execute(
+            "UPDATE identify_shards SET bit = ?3 WHERE job_id = ?1 AND shard = ?2",
+            params![job_id, i64::from(shard), bit],
+        )
+        .map_err(backend)?;
+        tx.execute(
+            "UPDATE identify_jobs SET shards_done = shards_done + 1, updated_at = ?2
+             WHERE job_id = ?1",
+            params![job_id, now],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(ShardOutcome::Recorded {
+            done: done + 1,
+            total,
+        })
+    }
+
+    fn shard_bits(&self, job_id: &str) -> Result<Option<Vec<Vec<u8>>>> {
+        let connection = self.reader()?;
+        // One statement, so one snapshot: the job's state and all its bits.
+        let mut statement = connection
+            .prepare(
+                "SELECT j.shards_total, s.bit
+                 FROM identify_jobs j LEFT JOIN identify_shards s ON s.job_id = j.job_id
+                 WHERE j.job_id = ?1 AND j.state = ?2
+                 ORDER BY s.shard",
+            )
+            .map_err(backend)?;
+        let rows = statement
+            .query_map(params![job_id, enum_name(JobState::Running)], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .map_err(backend)?;
+        let rows: Vec<(i64, Option<Vec<u8>>)> = rows
+            .collect::<std::result::Result<_, _>>()
+            .map_err(backend)?;
+        collect_bits(rows)
+    }
+}
+
+/// The bits of a running job's shards from `(shards_total, bit)` rows in shard order (one row
+/// with no bit for a job without shards): all of them, or None while some are missing.
+pub(crate) fn collect_bits(rows: Vec<(i64, Option<Vec<u8>>)>) -> Result<Option<Vec<Vec<u8>>>> {
+    let Some(&(total, _)) = rows.first() else {
+        return Ok(None);
+    };
+    if total == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    let bits: Option<Vec<Vec<u8>>> = rows.into_iter().map(|(_, bit)| bit).collect();
+    match bits {
+        Some(bits) if bits.len() as i64 == total => Ok(Some(bits)),
+        Some(_) => Err(StoreError::Corrupt(
+            "a running job's shard count does not match its shards".into(),
+        )),
+        None => Ok(None),
     }
 }
 

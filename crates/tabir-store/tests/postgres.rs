@@ -121,3 +121,49 @@ fn a_bootstrap_token_is_used_once_and_only_before_expiry() {
     let _cleanup = DropSchema(url.clone(), schema.clone());
     contract::a_bootstrap_token_is_used_once_and_only_before_expiry(&open(&url, &schema));
 }
+
+#[test]
+fn jobs_cut_the_gallery_into_shards_of_positions() {
+    let Some((url, schema)) = database("jobshards") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::jobs_cut_the_gallery_into_shards_of_positions(&open(&url, &schema));
+}
+
+#[test]
+fn shard_bits_are_recorded_once_and_complete_in_shard_order() {
+    let Some((url, schema)) = database("jobbits") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::shard_bits_are_recorded_once_and_complete_in_shard_order(&open(&url, &schema));
+}
+
+#[test]
+fn a_finished_job_escrows_its_result_once() {
+    let Some((url, schema)) = database("jobfinish") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::a_finished_job_escrows_its_result_once(&open(&url, &schema));
+}
+
+#[test]
+fn failed_and_cancelled_jobs_stop() {
+    let Some((url, schema)) = database("jobstop") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::failed_and_cancelled_jobs_stop(&open(&url, &schema));
+}
+
+#[test]
+fn concurrent_shards_are_counted_once() {
+    // Two replicas: separate stores, with their own pools, on one schema.
+    let Some((url, schema)) = database("jobrace") else {
+        return;
+    };
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    contract::concurrent_shards_are_counted_once(&open(&url, &schema), &open(&url, &schema));
+}

@@ -67,3 +67,41 @@ fn a_bootstrap_token_is_used_once_and_only_before_expiry() {
         &SqliteStore::open(dir.path()).unwrap(),
     );
 }
+
+#[test]
+fn jobs_cut_the_gallery_into_shards_of_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::jobs_cut_the_gallery_into_shards_of_positions(
+        &SqliteStore::open(dir.path()).unwrap(),
+    );
+}
+
+#[test]
+fn shard_bits_are_recorded_once_and_complete_in_shard_order() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::shard_bits_are_recorded_once_and_complete_in_shard_order(
+        &SqliteStore::open(dir.path()).unwrap(),
+    );
+}
+
+#[test]
+fn a_finished_job_escrows_its_result_once() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::a_finished_job_escrows_its_result_once(&SqliteStore::open(dir.path()).unwrap());
+}
+
+#[test]
+fn failed_and_cancelled_jobs_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::failed_and_cancelled_jobs_stop(&SqliteStore::open(dir.path()).unwrap());
+}
+
+#[test]
+fn concurrent_shards_are_counted_once() {
+    // Two stores on one file: two writers, as two processes would be.
+    let dir = tempfile::tempdir().unwrap();
+    contract::concurrent_shards_are_counted_once(
+        &SqliteStore::open(dir.path()).unwrap(),
+        &SqliteStore::open(dir.path()).unwrap(),
+    );
+}

@@ -21,7 +21,7 @@ use axum::Json;
 use std::sync::Arc;
 use std::time::Instant;
 use tabir_crypto::ciphertexts::{EncryptedBit, EscrowedBit, Probe, Template};
-use tabir_crypto::server::{CandidateBits, ServerKeys};
+use tabir_crypto::server::ServerKeys;
 use tabir_proto::audit::{Action, Outcome};
 use tabir_proto::messages::{DeletionReceipt, EnrolmentReceipt};
 use tabir_proto::routes::HEADER_AUDIT_SEQ;
@@ -29,7 +29,7 @@ use tabir_proto::{ErrorCode, SubjectTag};
 use tabir_store::{Change, QuotaCheck, QuotaDecision};
 
 /// The domain's prepared keys, with their fingerprint noted in the audit record.
-async fn domain_keys(
+pub(super) async fn domain_keys(
     state: &Arc<AppState>,
     act: &mut Act,
     domain: &str,
@@ -48,7 +48,7 @@ fn subject(act: &Act) -> Result<SubjectTag, ApiError> {
 
 /// Count one verification (of `subject`, when there is one) against the quotas, or refuse
 /// with 429 `quota_exceeded` and the time until the window frees a slot.
-async fn take_quota(
+pub(super) async fn take_quota(
     state: &Arc<AppState>,
     caller: &Caller,
     domain: &str,
@@ -200,7 +200,7 @@ async fn delete_checked(
 /// Escrow the result with the request's audit entry, then answer with the caller's copy: the
 /// bit with the caller's server share applied, and the entry's sequence number (the device's
 /// decision report refers to it). The answer leaves only once both are durable.
-async fn escrow_and_answer(
+pub(super) async fn escrow_and_answer(
     state: &Arc<AppState>,
     caller: &Caller,
     act: &Act,
@@ -269,60 +269,6 @@ async fn verify_checked(
         .run(move || keys.verify(&probe, &template))
         .await??;
     state.metrics.fhe_job("verify", started.elapsed());
-    let for_caller = share.apply(&escrowed)?;
-    escrow_and_answer(state, caller, act, domain, escrowed, for_caller).await
-}
-
-/// `POST /v1/domains/{domain}/identifications` (device): probe in, encrypted any-match bit
-/// out (an encrypted bit, like a verification's), over the domain's whole gallery.
-/// Per-candidate bits are withheld.
-pub async fn identify(
-    State(state): State<Arc<AppState>>,
-    Path(domain): Path<String>,
-    signed: Signed<policy::Identification>,
-) -> Response {
-    let Signed {
-        caller,
-        body,
-        mut act,
-        ..
-    } = signed;
-    let result = identify_checked(&state, &caller, &mut act, &domain, body).await;
-    conclude(&state, &caller, &act, result).await
-}
-
-async fn identify_checked(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    act: &mut Act,
-    domain: &str,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let keys = domain_keys(state, act, domain).await?;
-    let probe = Probe::from_bytes(&body, keys.config(), keys.fingerprint())?;
-    let share = crate::shares::key_share(state, &caller.key_id, &keys).await?;
-    let admission = state.pool.admit()?;
-    take_quota(state, caller, domain, None).await?;
-    let lookup = domain.to_owned();
-    let stored = state
-        .with_store(move |store| store.templates(&lookup))
-        .await?;
-    let max_gallery = state.config.max_gallery;
-    if stored.len() > max_gallery {
-        return Err(ErrorCode::PayloadTooLarge.into());
-    }
-    let gallery = stored
-        .iter()
-        .map(|(_, blob)| Template::from_bytes(blob, keys.config(), keys.fingerprint()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ApiError::new(ErrorCode::Internal))?;
-    drop(stored);
-    let started = Instant::now();
-    let identification = admission
-        .run(move || keys.identify(&probe, &gallery, CandidateBits::Withhold, max_gallery))
-        .await??;
-    state.metrics.fhe_job("identify", started.elapsed());
-    let escrowed = identification.any_match;
     let for_caller = share.apply(&escrowed)?;
     escrow_and_answer(state, caller, act, domain, escrowed, for_caller).await
 }

@@ -5,6 +5,7 @@
 
 mod escrow;
 mod health;
+mod identification;
 mod matching;
 mod openapi;
 pub(crate) mod policy;
@@ -51,7 +52,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(matching::enrol).delete(matching::delete_enrolment),
         )
         .route(templates::VERIFICATIONS, post(matching::verify))
-        .route(templates::IDENTIFICATIONS, post(matching::identify))
+        .route(templates::IDENTIFICATIONS, post(identification::submit))
+        .route(
+            templates::IDENTIFICATION_JOB,
+            get(identification::status).delete(identification::cancel),
+        )
+        .route(
+            templates::IDENTIFICATION_RESULT,
+            get(identification::result),
+        )
         .route(templates::DECISION, post(escrow::report_decision))
         .route(templates::ESCROW_RESHARE, post(escrow::reshare))
         .route(routes::AUDIT, get(registry::audit_page))

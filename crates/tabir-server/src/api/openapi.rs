@@ -12,7 +12,8 @@ use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 use tabir_proto::messages::{
     AuditPage, CustodianBootstrap, DecisionReport, DeletionReceipt, DeviceInfo, DeviceRegistration,
-    DomainInfo, EnrolmentReceipt, ReportReceipt, ResharePage, ReshareRequest, ServerInfo,
+    DomainInfo, EnrolmentReceipt, IdentificationJob, ReportReceipt, ResharePage, ReshareRequest,
+    ServerInfo,
 };
 use tabir_proto::routes::{self, templates};
 use tabir_proto::signing;
@@ -112,9 +113,12 @@ fn operations() -> Vec<Operation> {
             audit_seq: true,
             ..op("post", templates::VERIFICATIONS, "verify", "1:1: the encrypted match bit of a probe against the subject's template, opened only by the caller's share.", signed::<policy::Verification>(), Body::Blob("encrypted probe (tabir::Probe/2)"), 200, Body::Blob("encrypted bit (tabir::EncryptedBit/2)"))
         },
+        op("post", templates::IDENTIFICATIONS, "submitIdentification", "1:N: submit a search of the domain's gallery for a probe; it runs as a job, in shards (202).", signed::<policy::Identification>(), Body::Blob("encrypted probe (tabir::Probe/2)"), 202, json_of::<IdentificationJob>()),
+        op("get", templates::IDENTIFICATION_JOB, "identificationStatus", "An identification job's state and progress (the submitting device only).", signed::<policy::IdentificationStatus>(), Body::None, 200, json_of::<IdentificationJob>()),
+        op("delete", templates::IDENTIFICATION_JOB, "cancelIdentification", "Cancel a running identification job.", signed::<policy::IdentificationCancel>(), Body::None, 200, json_of::<IdentificationJob>()),
         Operation {
             audit_seq: true,
-            ..op("post", templates::IDENTIFICATIONS, "identify", "1:N: the encrypted any-match bit of a probe over the domain's gallery.", signed::<policy::Identification>(), Body::Blob("encrypted probe (tabir::Probe/2)"), 200, Body::Blob("encrypted bit (tabir::EncryptedBit/2)"))
+            ..op("get", templates::IDENTIFICATION_RESULT, "identificationResult", "A finished job's encrypted any-match bit, opened only by the caller's share (409 job_not_done while it runs).", signed::<policy::IdentificationResult>(), Body::None, 200, Body::Blob("encrypted bit (tabir::EncryptedBit/2)"))
         },
         op("post", templates::DECISION, "reportDecision", "Report the decision read from the result escrowed with audit entry `seq`.", signed::<policy::DecisionReport>(), json_of::<DecisionReport>(), 201, json_of::<ReportReceipt>()),
         op("post", templates::ESCROW_RESHARE, "reshareEscrow", "Escrowed results of a range of the log, re-shared to the calling auditor's share.", signed::<policy::Reshare>(), json_of::<ReshareRequest>(), 200, json_of::<ResharePage>()),

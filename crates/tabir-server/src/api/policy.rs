@@ -47,8 +47,14 @@ policies! {
     Deletion = (DEVICE, LIMIT_JSON, Some(Action::DeleteEnrolment));
     /// `POST .../subjects/{subject}/verifications`.
     Verification = (DEVICE, PROBE_LIMIT, Some(Action::Verify));
-    /// `POST /v1/domains/{domain}/identifications`.
-    Identification = (DEVICE, PROBE_LIMIT, Some(Action::Identify));
+    /// `POST /v1/domains/{domain}/identifications`: submits a search job.
+    Identification = (DEVICE, PROBE_LIMIT, Some(Action::SubmitIdentification));
+    /// `GET .../identifications/{job_id}`.
+    IdentificationStatus = (DEVICE, LIMIT_JSON, None);
+    /// `GET .../identifications/{job_id}/result`.
+    IdentificationResult = (DEVICE, LIMIT_JSON, None);
+    /// `DELETE .../identifications/{job_id}`.
+    IdentificationCancel = (DEVICE, LIMIT_JSON, Some(Action::CancelIdentification));
     /// `POST /v1/domains/{domain}/decisions/{seq}`.
     DecisionReport = (DEVICE, LIMIT_JSON, Some(Action::ReportDecision));
     /// `POST /v1/domains/{domain}/escrow/reshare`.

@@ -386,6 +386,61 @@ impl Harness {
     }
 }
 
+/// Submit an identification job with `probe`, poll it until it ends, and return the final
+/// job state and, when done, the result's answer (blob with the audit seq header).
+pub async fn identify_job(
+    http: &Http,
+    device: &SigningKey,
+    probe: Vec<u8>,
+) -> (tabir_proto::messages::IdentificationJob, Option<Answer>) {
+    use tabir_proto::messages::IdentificationJob;
+    let job: IdentificationJob = http
+        .send(device, Method::POST, &routes::identification(DOMAIN), probe)
+        .await
+        .expect(202)
+        .json();
+    let job = wait_job(http, device, &job.job_id).await;
+    if job.state != tabir_proto::messages::JobStatus::Done {
+        return (job, None);
+    }
+    let answer = http
+        .send(
+            device,
+            Method::GET,
+            &routes::identification_result(DOMAIN, &job.job_id),
+            Vec::new(),
+        )
+        .await
+        .expect(200);
+    (job, Some(answer))
+}
+
+/// Poll a job (about 10 times a second, at most two minutes) until it ends.
+pub async fn wait_job(
+    http: &Http,
+    device: &SigningKey,
+    job_id: &str,
+) -> tabir_proto::messages::IdentificationJob {
+    use tabir_proto::messages::IdentificationJob;
+    for _ in 0..1200 {
+        let job: IdentificationJob = http
+            .send(
+                device,
+                Method::GET,
+                &routes::identification_job(DOMAIN, job_id),
+                Vec::new(),
+            )
+            .await
+            .expect(200)
+            .json();
+        if job.ended() {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("identification job {job_id} did not end within two minutes");
+}
+
 /// Poll /healthz until it answers 200 (no sleeps in place of readiness).
 pub async fn wait_healthy(http: &Http) {
     for _ in 0..200 {
