@@ -95,6 +95,7 @@ fn crypto_seeds(out: &Corpus) -> Result<CryptoBlobs, Error> {
     let registration = DomainRegistration {
         evaluation_keys: domain.evaluation_keys,
         server_share: domain.server_share,
+        identify_threshold: tabir_device_crypto::identify_threshold(&config, 0.5)?,
     };
     let registration_bytes = registration.to_bytes();
     let keys_bytes = registration.evaluation_keys.to_bytes();
@@ -207,6 +208,7 @@ struct TinyRegistration {
     /// The evaluation keys' own blob (the registration's "/3" form).
     evaluation_keys: Vec<u8>,
     server_share: Vec<u8>,
+    identify_threshold: tabir_crypto::Threshold,
 }
 
 #[derive(VersionsDispatch)]
@@ -290,6 +292,7 @@ fn tiny_key_seeds(out: &Corpus, crypto: &CryptoBlobs) -> Result<(), Error> {
         &tfhe_blob(&TinyRegistration {
             evaluation_keys: tfhe_blob(&tiny_keys(config, 4))?,
             server_share: crypto.server_share.clone(),
+            identify_threshold: config.threshold,
         })?,
     )?;
     let seed = CompressionSeed::from(Seed(7));

@@ -29,6 +29,9 @@ pub enum BenchCommand {
     /// A short load run of 1:1 verifications against a server on loopback: requests per
     /// second and latency percentiles.
     Server(crate::bench_server::ServerBenchArgs),
+    /// A 1:N search job over N synthetic templates on a server on loopback: wall time,
+    /// CPU-ms per template, peak memory, and 1:1 latency while it runs.
+    Identify(crate::bench_identify::IdentifyBenchArgs),
 }
 
 #[derive(Args)]
@@ -121,6 +124,7 @@ struct Agreement {
 pub fn run(command: BenchCommand) -> Result<(), String> {
     match command {
         BenchCommand::Server(args) => crate::bench_server::run(args),
+        BenchCommand::Identify(args) => crate::bench_identify::run(args),
         BenchCommand::Face(args) => {
             crate::bench_face::run(&args.pipeline, args.image.as_deref(), args.runs, args.json)
         }

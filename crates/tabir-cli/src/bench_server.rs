@@ -150,6 +150,11 @@ async fn drive(
     let registration = DomainRegistration {
         evaluation_keys: domain.evaluation_keys,
         server_share: domain.server_share,
+        identify_threshold: tabir_device_crypto::identify_threshold(
+            &config,
+            tabir_face::DEFAULT_IDENTIFY_COSINE_THRESHOLD,
+        )
+        .map_err(|e| e.to_string())?,
     }
     .to_bytes();
     admin

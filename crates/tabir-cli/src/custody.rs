@@ -64,9 +64,14 @@ pub enum CustodyCommand {
     Init {
         #[arg(long)]
         domain: String,
-        /// Match policy: the cosine similarity at or above which two faces match.
+        /// 1:1 policy: the cosine similarity at or above which two faces match (0.45: about
+        /// 1 impostor in 9,000; see docs/face.md for the trade-off).
         #[arg(long, default_value_t = tabir_face::DEFAULT_COSINE_THRESHOLD)]
         threshold: f32,
+        /// 1:N policy: the stricter threshold of a search over the whole domain (0.50: about
+        /// 0.5 false matches per search of 100,000; a match flags a case for review).
+        #[arg(long, default_value_t = tabir_face::DEFAULT_IDENTIFY_COSINE_THRESHOLD)]
+        identify_threshold: f32,
         #[command(flatten)]
         keys: KeysDir,
         #[command(flatten)]
@@ -194,6 +199,7 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
         CustodyCommand::Init {
             domain,
             threshold,
+            identify_threshold,
             keys,
             server,
             json,
@@ -209,6 +215,9 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
             let passphrase = custodian_passphrase(false)?;
             let admin = admin_with(&custody, &server, &passphrase)?;
             let config = domain_config(128, threshold).map_err(|e| e.to_string())?;
+            let identify_threshold =
+                tabir_device_crypto::identify_threshold(&config, identify_threshold)
+                    .map_err(|e| e.to_string())?;
             let spinner = indicatif::ProgressBar::new_spinner();
             if json {
                 spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -221,6 +230,7 @@ pub fn run(command: CustodyCommand) -> Result<(), String> {
                 &admin,
                 &domain,
                 config,
+                identify_threshold,
                 &passphrase,
                 |stage| match stage {
                     InitStage::Generating => spinner.set_message(format!(

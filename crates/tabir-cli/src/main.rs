@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod bench_face;
+mod bench_identify;
 mod bench_server;
 mod custody;
 mod face;

@@ -41,6 +41,7 @@ fn sigkill_during_an_enrolment_burst_loses_no_acknowledged_enrolment() {
     let registration = DomainRegistration {
         evaluation_keys: domain.evaluation_keys,
         server_share: domain.server_share,
+        identify_threshold: tabir_device_crypto::identify_threshold(&config, 0.5).unwrap(),
     }
     .to_bytes();
     let device = tabir_client::custody::new_signing_key();

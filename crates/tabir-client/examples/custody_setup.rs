@@ -51,6 +51,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &admin,
         domain,
         config,
+        tabir_device_crypto::identify_threshold(
+            &config,
+            tabir_face::DEFAULT_IDENTIFY_COSINE_THRESHOLD,
+        )?,
         &custodian_passphrase,
         |_| {},
     )

@@ -47,7 +47,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // wiped), and issue the device's bundle with its own share.
     let admin = AdminClient::new(Transport::new(&url, custodian, None)?);
     let config = tabir_device_crypto::domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD)?;
-    let manifest = init_domain(&custody, &admin, "example", config, &passphrase(), |_| {}).await?;
+    let manifest = init_domain(
+        &custody,
+        &admin,
+        "example",
+        config,
+        tabir_device_crypto::identify_threshold(
+            &config,
+            tabir_face::DEFAULT_IDENTIFY_COSINE_THRESHOLD,
+        )?,
+        &passphrase(),
+        |_| {},
+    )
+    .await?;
     println!("key domain example, fingerprint {}", manifest.fingerprint);
     let bundle = work.path().join("device");
     issue_key(

@@ -8,7 +8,7 @@ use crate::custody::{remove_bundle, Custody, DomainManifest, IssuedKey, Registra
 use crate::error::{ClientError, Result};
 use crate::sealed::Passphrase;
 use std::path::Path;
-use tabir_crypto::params::DomainConfig;
+use tabir_crypto::params::{DomainConfig, Threshold};
 use tabir_proto::messages::DeviceInfo;
 use tabir_proto::Role;
 
@@ -30,11 +30,12 @@ pub async fn init_domain(
     admin: &AdminClient,
     name: &str,
     config: DomainConfig,
+    identify_threshold: Threshold,
     passphrase: &Passphrase,
     mut progress: impl FnMut(InitStage),
 ) -> Result<DomainManifest> {
     progress(InitStage::Generating);
-    let pending = custody.prepare_domain(name, config, passphrase)?;
+    let pending = custody.prepare_domain(name, config, identify_threshold, passphrase)?;
     progress(InitStage::Registering {
         bytes: pending.registration().len(),
     });

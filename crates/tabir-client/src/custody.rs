@@ -28,7 +28,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tabir_crypto::evaluation_keys::{DomainPublicKey, EvaluationKeys};
-use tabir_crypto::params::DomainConfig;
+use tabir_crypto::params::{DomainConfig, Threshold};
 use tabir_crypto::registration::DomainRegistration;
 use tabir_crypto::shares::ShareDelta;
 use tabir_device_crypto::{generate_key_domain, CustodianShare, DecryptionShare};
@@ -63,6 +63,12 @@ pub struct DomainManifest {
     pub dim: u32,
     pub threshold_cosine: f32,
     pub threshold_score: i32,
+    /// The 1:N threshold registered with the domain (absent in manifests of domains made
+    /// before 1:N had its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identify_threshold_cosine: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identify_threshold_score: Option<i32>,
     pub created_at: String,
     #[serde(default)]
     pub registrations: Vec<Registration>,
@@ -213,6 +219,7 @@ pub struct CustodyStatus {
 pub struct PendingDomain {
     name: String,
     config: DomainConfig,
+    identify_threshold: Threshold,
     fingerprint: String,
     registration: Zeroizing<Vec<u8>>,
 }
@@ -286,6 +293,7 @@ impl Custody {
         &self,
         name: &str,
         config: DomainConfig,
+        identify_threshold: Threshold,
         passphrase: &Passphrase,
     ) -> Result<PendingDomain> {
         if !tabir_proto::routes::domain_name_is_valid(name) {
@@ -319,14 +327,17 @@ impl Custody {
             let path = Self::pending(&dir.join(file));
             sealed::write_private(&path, &bytes).map_err(|e| io(&path, e))?;
         }
+        config.check_threshold(&identify_threshold)?;
         let registration = DomainRegistration {
             evaluation_keys: domain.evaluation_keys,
             server_share: domain.server_share,
+            identify_threshold,
         }
         .to_bytes();
         Ok(PendingDomain {
             name: name.to_owned(),
             config,
+            identify_threshold,
             fingerprint,
             registration,
         })
@@ -352,6 +363,8 @@ impl Custody {
             dim: config.dim,
             threshold_cosine: config.threshold.cosine,
             threshold_score: config.threshold.score,
+            identify_threshold_cosine: Some(pending.identify_threshold.cosine),
+            identify_threshold_score: Some(pending.identify_threshold.score),
             created_at: now_rfc3339(),
             registrations: vec![registration],
             devices: Vec::new(),

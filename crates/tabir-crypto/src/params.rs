@@ -113,6 +113,15 @@ impl ParamSetId {
         }
     }
 
+    /// Whether domains on this set size Delta for any threshold (see
+    /// [`DomainConfig::delta_log`]).
+    pub fn delta_fits_any_threshold(self) -> bool {
+        match self {
+            ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128 => false,
+            ParamSetId::TfheV1_8Msg2Carry2Ks32PbsTUniform2M128 => true,
+        }
+    }
+
     /// The lattice parameters behind this id.
     pub fn lattice(self) -> LatticeParams {
         match self {
@@ -253,6 +262,13 @@ pub const QUANT_BITS: u8 = 4;
 /// point q/2 of the sign bootstrap. The decision noise is about 4.4 such units (one sigma).
 const WRAP_MARGIN_UNITS: u64 = 16;
 
+/// Whether `extent` score units at scaling 2^`log` stay below q/2 less the wrap margin.
+fn fits_below_wrap(extent: u64, log: u32, unit_log: u32) -> bool {
+    let half_q = 1u128 << (MODULUS_BITS - 1);
+    let usable = half_q - (u128::from(WRAP_MARGIN_UNITS) << unit_log);
+    u128::from(extent) << log <= usable
+}
+
 /// The match threshold of a key domain: the policy as given (a cosine) and the integer score
 /// threshold theta it was calibrated to. A pair matches when its quantised score S >= theta.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Versionize)]
@@ -345,15 +361,22 @@ impl DomainConfig {
     }
 
     /// log2 of the plaintext scaling Delta: the largest power of two such that
-    /// (bound + |theta| + 1) * Delta stays below q/2 with a margin for the decision noise.
+    /// (bound + room + 1) * Delta stays below q/2 with a margin for the decision noise. On the
+    /// first set (wire id 1) `room` is the domain's threshold |theta|; from the KS32 set on it
+    /// is the score bound itself, so that any threshold in [-bound, bound] (a stricter 1:N one,
+    /// a policy changed later) fits the same templates. That costs one bit of Delta at d = 128
+    /// (2^51 instead of 2^52): the decision noise doubles in score units.
     pub fn delta_log(&self) -> Result<u32> {
+        let room = if self.params.delta_fits_any_threshold() {
+            self.score_bound()
+        } else {
+            u64::from(self.threshold.score.unsigned_abs())
+        };
+        let extent = self.score_bound() + room + 1;
         let lattice = self.params.lattice();
-        let extent = self.score_bound() + u64::from(self.threshold.score.unsigned_abs()) + 1;
         let unit_log = MODULUS_BITS - lattice.blind_rotation_modulus_log();
-        let half_q = 1u128 << (MODULUS_BITS - 1);
-        let usable = half_q - (u128::from(WRAP_MARGIN_UNITS) << unit_log);
         let mut log = MODULUS_BITS - 2;
-        while log > 0 && u128::from(extent) << log > usable {
+        while log > 0 && !fits_below_wrap(extent, log, unit_log) {
             log -= 1;
         }
         // Below one q/2N unit per score point the decision would drown in noise.
@@ -363,6 +386,27 @@ impl DomainConfig {
             });
         }
         Ok(log)
+    }
+
+    /// Check a threshold other than the domain's own (the 1:N one) against this domain's
+    /// scaling: its score must fit without the sign bootstrap wrapping around.
+    pub fn check_threshold(&self, threshold: &Threshold) -> Result<()> {
+        if !threshold.cosine.is_finite() || threshold.cosine.abs() > 1.0 {
+            return Err(CryptoError::InvalidConfig {
+                reason: "threshold cosine must lie in [-1, 1]",
+            });
+        }
+        let theta = u64::from(threshold.score.unsigned_abs());
+        let lattice = self.params.lattice();
+        let unit_log = MODULUS_BITS - lattice.blind_rotation_modulus_log();
+        if theta > self.score_bound()
+            || !fits_below_wrap(self.score_bound() + theta + 1, self.delta_log()?, unit_log)
+        {
+            return Err(CryptoError::InvalidConfig {
+                reason: "this threshold does not fit the key domain's plaintext scaling",
+            });
+        }
+        Ok(())
     }
 
     /// Templates packed into one GLWE ciphertext for 1:N (16 for d = 128).
@@ -460,13 +504,53 @@ mod tests {
 
     #[test]
     fn delta_matches_the_design_for_128_and_512() {
+        // The first set: Delta sized for the domain's own threshold.
+        let first = |dim| DomainConfig {
+            params: ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128,
+            ..config(dim)
+        };
+        assert_eq!(first(128).delta_log().unwrap(), 52);
+        assert_eq!(first(512).delta_log().unwrap(), 50);
+        // From the KS32 set on: room for any threshold, one bit less at d = 128.
         let c128 = config(128);
         c128.validate().unwrap();
-        assert_eq!(c128.delta_log().unwrap(), 52);
+        assert_eq!(c128.delta_log().unwrap(), 51);
         assert_eq!(c128.templates_per_glwe(), 16);
         let c512 = config(512);
-        assert_eq!(c512.delta_log().unwrap(), 50);
+        assert_eq!(c512.delta_log().unwrap(), 49);
         assert_eq!(c512.templates_per_glwe(), 4);
+    }
+
+    #[test]
+    fn any_threshold_fits_a_ks32_domain_but_not_every_one_fits_the_first_set() {
+        let strict = Threshold {
+            cosine: 0.5,
+            score: 576,
+        };
+        config(128).check_threshold(&strict).unwrap();
+        let bound = config(128).score_bound() as i32;
+        for score in [-bound, 0, bound] {
+            let t = Threshold { cosine: 0.9, score };
+            config(128).check_threshold(&t).unwrap();
+        }
+        let first = DomainConfig {
+            params: ParamSetId::TfheV1_8Msg2Carry2KsPbsTUniform2M128,
+            ..config(128)
+        };
+        assert!(matches!(
+            first.check_threshold(&strict),
+            Err(CryptoError::InvalidConfig { .. })
+        ));
+        let beyond = Threshold {
+            cosine: 1.0,
+            score: bound + 1,
+        };
+        assert!(config(128).check_threshold(&beyond).is_err());
+        let nan = Threshold {
+            cosine: f32::NAN,
+            score: 0,
+        };
+        assert!(config(128).check_threshold(&nan).is_err());
     }
 
     #[test]

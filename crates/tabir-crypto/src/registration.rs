@@ -5,6 +5,7 @@
 
 use crate::error::Result;
 use crate::evaluation_keys::{EvaluationKeys, EVALUATION_KEYS_LIMIT};
+use crate::params::Threshold;
 use crate::shares::{ServerShare, SHARE_LIMIT};
 use crate::wire;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,10 @@ pub struct DomainRegistration {
     pub evaluation_keys: EvaluationKeys,
     /// S2_ref, the server's half of the reference share pair.
     pub server_share: ServerShare,
+    /// The threshold 1:N searches use (stricter than the 1:1 one in the keys' configuration:
+    /// a search makes one comparison per enrolled template). Checked against the domain's
+    /// plaintext scaling.
+    pub identify_threshold: Threshold,
 }
 
 impl fmt::Debug for DomainRegistration {
@@ -41,6 +46,7 @@ impl fmt::Debug for DomainRegistration {
 struct RegistrationWire {
     evaluation_keys: Vec<u8>,
     server_share: Vec<u8>,
+    identify_threshold: Threshold,
 }
 
 #[derive(VersionsDispatch)]
@@ -60,6 +66,7 @@ impl DomainRegistration {
         let mut wire = RegistrationWire {
             evaluation_keys: self.evaluation_keys.to_bytes(),
             server_share: Vec::with_capacity(share.len()),
+            identify_threshold: self.identify_threshold,
         };
         wire.server_share.extend_from_slice(&share);
         let bytes = wire::encode_secret(&wire, REGISTRATION_LIMIT);
@@ -73,6 +80,9 @@ impl DomainRegistration {
             wire::decode(bytes, "domain registration", REGISTRATION_LIMIT)?;
         let share = Zeroizing::new(std::mem::take(&mut wire.server_share));
         let evaluation_keys = EvaluationKeys::from_bytes(&wire.evaluation_keys)?;
+        evaluation_keys
+            .config()
+            .check_threshold(&wire.identify_threshold)?;
         let server_share = ServerShare::import_secret(
             &share,
             evaluation_keys.config(),
@@ -81,6 +91,7 @@ impl DomainRegistration {
         Ok(Self {
             evaluation_keys,
             server_share,
+            identify_threshold: wire.identify_threshold,
         })
     }
 }

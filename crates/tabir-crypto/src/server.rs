@@ -11,7 +11,8 @@ use crate::error::{CryptoError, Result};
 use crate::evaluation_keys::{EvaluationKeys, KeyParts, KeyswitchKey};
 use crate::fingerprint::KeyFingerprint;
 use crate::params::{
-    DomainConfig, LatticeParams, MODULUS_BITS, PROBE_BITS, RESULT_MODULUS_LOG, TEMPLATE_BITS,
+    DomainConfig, LatticeParams, Threshold, MODULUS_BITS, PROBE_BITS, RESULT_MODULUS_LOG,
+    TEMPLATE_BITS,
 };
 use rayon::prelude::*;
 use std::fmt;
@@ -61,6 +62,8 @@ pub const DEFAULT_SHARD_TEMPLATES: usize = 1024;
 pub struct SearchProbe {
     fingerprint: KeyFingerprint,
     ggsw: FourierGgswCiphertextOwned,
+    /// (theta - 1/2) Delta for the search's threshold.
+    offset: u64,
 }
 
 impl fmt::Debug for SearchProbe {
@@ -204,7 +207,8 @@ impl ServerKeys {
         let bit = with_scratch(&self.lattice, |scratch| {
             let probe = self.prepare_probe(probe, scratch);
             let glwe = self.template_glwe(template);
-            let scores = self.encrypted_scores(&probe, &glwe, 1, scratch);
+            let offset = self.offset(self.config.threshold.score);
+            let scores = self.encrypted_scores(&probe, &glwe, 1, offset, scratch);
             self.decide_batch(&scores, scratch).remove(0)
         });
         Ok(self.escrowed(&bit))
@@ -226,7 +230,7 @@ impl ServerKeys {
                 limit: max_gallery,
             });
         }
-        let search = self.prepare_search(probe)?;
+        let search = self.prepare_search(probe, &self.config.threshold)?;
         let mut shards = Vec::new();
         let mut candidates = Vec::new();
         for shard in gallery.chunks(DEFAULT_SHARD_TEMPLATES) {
@@ -242,13 +246,16 @@ impl ServerKeys {
         })
     }
 
-    /// Start a search: check the probe and put it in the Fourier domain once for every shard.
-    pub fn prepare_search(&self, probe: &Probe) -> Result<SearchProbe> {
+    /// Start a search at `threshold` (the domain's 1:N one): check both, and put the probe in
+    /// the Fourier domain once for every shard.
+    pub fn prepare_search(&self, probe: &Probe, threshold: &Threshold) -> Result<SearchProbe> {
         probe.check(&self.config, self.fingerprint)?;
+        self.config.check_threshold(threshold)?;
         let ggsw = with_scratch(&self.lattice, |scratch| self.prepare_probe(probe, scratch));
         Ok(SearchProbe {
             fingerprint: self.fingerprint,
             ggsw,
+            offset: self.offset(threshold.score),
         })
     }
 
@@ -283,7 +290,13 @@ impl ServerKeys {
                 || Scratch::new(&self.lattice),
                 |scratch, chunk| {
                     let packed = self.pack(chunk);
-                    self.encrypted_scores(&search.ggsw, &packed, chunk.len(), scratch)
+                    self.encrypted_scores(
+                        &search.ggsw,
+                        &packed,
+                        chunk.len(),
+                        search.offset,
+                        scratch,
+                    )
                 },
             )
             .flatten_iter()
@@ -326,8 +339,9 @@ impl ServerKeys {
         let mut scratch = Scratch::new(p);
         let probe = self.prepare_probe(probe, &mut scratch);
         let glwe = self.template_glwe(template);
+        let offset = self.offset(self.config.threshold.score);
         let score = self
-            .encrypted_scores(&probe, &glwe, 1, &mut scratch)
+            .encrypted_scores(&probe, &glwe, 1, offset, &mut scratch)
             .remove(0);
         let small = match &self.keyswitch_key {
             KeyswitchKey::Ks64(key) => {
@@ -411,12 +425,20 @@ impl ServerKeys {
         packed
     }
 
+    /// What is subtracted from a score to decide at `threshold_score`: (theta - 1/2) Delta, so
+    /// an integer score never sits on the boundary.
+    fn offset(&self, threshold_score: i32) -> u64 {
+        let theta = i64::from(threshold_score) as u64;
+        (theta << self.delta_log).wrapping_sub(1u64 << (self.delta_log - 1))
+    }
+
     /// External product, then one LWE per template: coefficient j*d, minus (theta - 1/2) Delta.
     fn encrypted_scores(
         &self,
         probe: &FourierGgswCiphertextOwned,
         templates: &GlweCiphertextOwned<u64>,
         count: usize,
+        offset: u64,
         scratch: &mut Scratch,
     ) -> Vec<LweCiphertextOwned<u64>> {
         let p = &self.lattice;
@@ -429,8 +451,6 @@ impl ServerKeys {
             scratch.fft.as_view(),
             scratch.buffers.stack(),
         );
-        let threshold = i64::from(self.config.threshold.score) as u64;
-        let offset = (threshold << self.delta_log).wrapping_sub(1u64 << (self.delta_log - 1));
         (0..count)
             .map(|j| {
                 let mut lwe = LweCiphertext::new(

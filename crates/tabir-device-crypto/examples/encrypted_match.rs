@@ -29,6 +29,7 @@ fn main() -> Result<(), tabir_crypto::CryptoError> {
     let registration = DomainRegistration {
         evaluation_keys: domain.evaluation_keys,
         server_share: domain.server_share,
+        identify_threshold: tabir_device_crypto::identify_threshold(&config, 0.5)?,
     };
     let received = DomainRegistration::from_bytes(&registration.to_bytes())?;
     let fingerprint = received.evaluation_keys.fingerprint();

@@ -22,7 +22,7 @@ pub mod twin;
 
 pub use encrypt::Encryptor;
 pub use keygen::{generate_key_domain, KeyDomain};
-pub use quantize::{domain_config, quantise, QuantisedEmbedding};
+pub use quantize::{domain_config, identify_threshold, quantise, QuantisedEmbedding};
 pub use shares::{CustodianShare, DecryptionShare};
 pub use tabir_crypto::Decision;
 

@@ -20,6 +20,7 @@ pub mod runtime;
 pub use detect::Detection;
 pub use error::{FaceError, Result};
 pub use pipeline::{
-    Embedding, FaceEmbedding, FacePipeline, PipelineConfig, DEFAULT_COSINE_THRESHOLD, EMBEDDING_DIM,
+    Embedding, FaceEmbedding, FacePipeline, PipelineConfig, DEFAULT_COSINE_THRESHOLD,
+    DEFAULT_IDENTIFY_COSINE_THRESHOLD, EMBEDDING_DIM,
 };
 pub use quality::QualityPolicy;

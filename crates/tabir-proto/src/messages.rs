@@ -13,8 +13,13 @@ pub struct DomainInfo {
     /// Stable parameter-set name, e.g. `tfhe-1.8/PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`.
     pub params: String,
     pub dim: u32,
+    /// The 1:1 policy (verifications) and the integer score it was calibrated to.
     pub threshold_cosine: f32,
     pub threshold_score: i32,
+    /// The 1:N policy (identifications): stricter, since a search makes one comparison per
+    /// enrolled template. Domains registered before it existed search at the 1:1 threshold.
+    pub identify_threshold_cosine: f32,
+    pub identify_threshold_score: i32,
     /// RFC 3339 time of registration.
     pub registered_at: String,
 }

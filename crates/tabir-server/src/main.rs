@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tabir_server::{Limits, MasterKey, Quotas, ServerConfig, Startup, TlsFiles, MASTER_KEY_ENV};
+use tabir_server::{
+    Limits, MasterKey, NatsConfig, Quotas, SearchConfig, ServerConfig, Startup, TlsFiles,
+    MASTER_KEY_ENV,
+};
 use tabir_store::Store;
 
 #[derive(Parser)]
@@ -83,9 +86,48 @@ pub struct ServerArgs {
     /// Matches allowed to wait for a thread before the server answers 429 [default: 4 per core].
     #[arg(long, value_name = "N")]
     fhe_queue: Option<usize>,
-    /// The largest gallery one identification scans.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    /// The largest gallery one identification job searches.
+    #[arg(long, value_name = "N", default_value_t = 2_000_000)]
     max_gallery: usize,
+    /// Threads of this process evaluating identification shards, at the lowest CPU priority
+    /// (1:1 verifications come first) [default: the number of cores]. 0: this process runs
+    /// none (with --nats-url, other processes do).
+    #[arg(long, value_name = "N")]
+    search_workers: Option<usize>,
+    /// Templates per identification shard (bounds a worker's memory, about 30 KiB each, and
+    /// the work redone when a worker dies).
+    #[arg(long, value_name = "N", default_value_t = tabir_crypto::DEFAULT_SHARD_TEMPLATES)]
+    shard_templates: usize,
+    /// Spread identification shards over every process connected to this NATS server (with
+    /// JetStream): `nats://host:4222`. Without it, each process runs its own searches.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "TABIR_NATS_URL",
+        hide_env_values = true
+    )]
+    nats_url: Option<String>,
+    /// JetStream stream for shard tasks (replicas of one deployment share it).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "TABIR_SEARCH",
+        requires = "nats_url"
+    )]
+    nats_stream: String,
+    /// Seconds a shard task may go unacknowledged before it is redelivered to another worker
+    /// (a running shard signals progress every third of it).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        requires = "nats_url"
+    )]
+    nats_ack_wait: u64,
+    /// Attempts at one task (deliveries on NATS) before its identification fails with
+    /// `shard_failed`.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    search_attempts: u32,
     /// Seconds a client has to send a request's headers: for a connection's first request
     /// counted from its opening (TLS handshake included); also the wait allowed between
     /// requests on a kept-alive connection.
@@ -157,6 +199,17 @@ impl ServerArgs {
                 subject_per_day: self.quota_subject_per_day,
                 device_per_hour: self.quota_device_per_hour,
                 device_per_day: self.quota_device_per_day,
+            },
+            search: SearchConfig {
+                workers: self.search_workers.unwrap_or(defaults.search.workers),
+                shard_templates: self.shard_templates.max(1),
+                max_attempts: self.search_attempts.max(1),
+                nats: self.nats_url.as_ref().map(|url| NatsConfig {
+                    url: url.clone(),
+                    stream: self.nats_stream.clone(),
+                    ack_wait: Duration::from_secs(self.nats_ack_wait.max(1)),
+                    max_deliver: i64::from(self.search_attempts.max(1)),
+                }),
             },
             key_cache_bytes: self.key_cache_mib.max(1) << 20,
             bootstrap_token_secs: self.bootstrap_token_minutes.max(1) * 60,

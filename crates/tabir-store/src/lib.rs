@@ -27,6 +27,9 @@ pub struct DomainRecord {
     pub dim: u32,
     pub threshold_cosine: f32,
     pub threshold_score: i32,
+    /// The 1:N threshold (cosine, score) registered with the domain; None for domains
+    /// registered before 1:N had its own (they search with the 1:1 threshold).
+    pub identify_threshold: Option<(f32, i32)>,
     /// The evaluation keys as uploaded (tens of MiB).
     pub evaluation_keys: Vec<u8>,
     pub registered_at: String,

@@ -175,6 +175,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX templates_by_position ON templates (domain, position);
 "#,
+    // 1:N with a threshold of its own (NULL: a domain registered before, searched with its
+    // 1:1 threshold).
+    r#"
+    ALTER TABLE domains ADD COLUMN identify_cosine DOUBLE PRECISION;
+    ALTER TABLE domains ADD COLUMN identify_score INTEGER;
+"#,
 ];
 
 /// The columns of an `identify_jobs` row read by [`job_from_row`], in its order.
@@ -456,8 +462,9 @@ fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64, at: &str) -> Result
             let inserted = tx
                 .execute(
                     "INSERT INTO domains (name, fingerprint, params, dim, threshold_cosine,
-                         threshold_score, evaluation_keys, registered_at, server_share)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                         threshold_score, evaluation_keys, registered_at, server_share,
+                         identify_cosine, identify_score)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
                     &[
                         &d.name,
                         &d.fingerprint,
@@ -468,6 +475,8 @@ fn apply(tx: &mut Transaction<'_>, change: Change, seq: u64, at: &str) -> Result
                         &d.evaluation_keys,
                         &d.registered_at,
                         &sealed_server_share,
+                        &d.identify_threshold.map(|(cosine, _)| f64::from(cosine)),
+                        &d.identify_threshold.map(|(_, score)| score),
                     ],
                 )
                 .map_err(backend)?;
@@ -755,7 +764,18 @@ fn domain_from_row(row: &postgres::Row, with_keys: bool) -> DomainRecord {
         dim: row.get::<_, i32>(3) as u32,
         threshold_cosine: row.get::<_, f64>(4) as f32,
         threshold_score: row.get(5),
-        evaluation_keys: if with_keys { row.get(7) } else { Vec::new() },
+        identify_threshold: match (
+            row.get::<_, Option<f64>>("identify_cosine"),
+            row.get::<_, Option<i32>>("identify_score"),
+        ) {
+            (Some(cosine), Some(score)) => Some((cosine as f32, score)),
+            _ => None,
+        },
+        evaluation_keys: if with_keys {
+            row.get("evaluation_keys")
+        } else {
+            Vec::new()
+        },
         registered_at: row.get(6),
     }
 }
@@ -796,7 +816,7 @@ impl Store for PostgresStore {
             .connection()?
             .query_opt(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
-                        registered_at, evaluation_keys
+                        registered_at, identify_cosine, identify_score, evaluation_keys
                  FROM domains WHERE name = $1",
                 &[&name],
             )
@@ -859,7 +879,7 @@ impl Store for PostgresStore {
             .connection()?
             .query_opt(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
-                        registered_at
+                        registered_at, identify_cosine, identify_score
                  FROM domains WHERE name = $1",
                 &[&name],
             )
@@ -872,7 +892,7 @@ impl Store for PostgresStore {
             .connection()?
             .query(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
-                        registered_at
+                        registered_at, identify_cosine, identify_score
                  FROM domains ORDER BY name",
                 &[],
             )

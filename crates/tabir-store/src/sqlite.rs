@@ -139,6 +139,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX templates_by_position ON templates (domain, position);
 "#,
+    // 1:N with a threshold of its own (NULL: a domain registered before, searched with its
+    // 1:1 threshold).
+    r#"
+    ALTER TABLE domains ADD COLUMN identify_cosine REAL;
+    ALTER TABLE domains ADD COLUMN identify_score INTEGER;
+"#,
 ];
 
 /// The columns of an `identify_jobs` row read by [`job_from_row`], in its order.
@@ -288,8 +294,9 @@ fn apply(tx: &Transaction<'_>, change: Change, seq: u64, at: &str) -> Result<()>
             }
             tx.execute(
                 "INSERT INTO domains (name, fingerprint, params, dim, threshold_cosine,
-                     threshold_score, evaluation_keys, registered_at, server_share)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     threshold_score, evaluation_keys, registered_at, server_share,
+                         identify_cosine, identify_score)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     d.name,
                     d.fingerprint,
@@ -299,7 +306,9 @@ fn apply(tx: &Transaction<'_>, change: Change, seq: u64, at: &str) -> Result<()>
                     d.threshold_score,
                     d.evaluation_keys,
                     d.registered_at,
-                    sealed_server_share
+                    sealed_server_share,
+                    d.identify_threshold.map(|(cosine, _)| f64::from(cosine)),
+                    d.identify_threshold.map(|(_, score)| score)
                 ],
             )
             .map_err(backend)?;
@@ -611,8 +620,19 @@ fn domain_from_row(row: &rusqlite::Row<'_>, with_keys: bool) -> rusqlite::Result
         dim: row.get(3)?,
         threshold_cosine: row.get::<_, f64>(4)? as f32,
         threshold_score: row.get(5)?,
+        identify_threshold: match (
+            row.get::<_, Option<f64>>("identify_cosine")?,
+            row.get::<_, Option<i32>>("identify_score")?,
+        ) {
+            (Some(cosine), Some(score)) => Some((cosine as f32, score)),
+            _ => None,
+        },
         registered_at: row.get(6)?,
-        evaluation_keys: if with_keys { row.get(7)? } else { Vec::new() },
+        evaluation_keys: if with_keys {
+            row.get("evaluation_keys")?
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -662,7 +682,7 @@ impl Store for SqliteStore {
         connection
             .query_row(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
-                        registered_at, evaluation_keys
+                        registered_at, identify_cosine, identify_score, evaluation_keys
                  FROM domains WHERE name = ?1",
                 [name],
                 |row| domain_from_row(row, true),
@@ -676,7 +696,7 @@ impl Store for SqliteStore {
         connection
             .query_row(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
-                        registered_at
+                        registered_at, identify_cosine, identify_score
                  FROM domains WHERE name = ?1",
                 [name],
                 |row| domain_from_row(row, false),
@@ -766,7 +786,7 @@ impl Store for SqliteStore {
         let mut statement = connection
             .prepare(
                 "SELECT name, fingerprint, params, dim, threshold_cosine, threshold_score,
-                        registered_at
+                        registered_at, identify_cosine, identify_score
                  FROM domains ORDER BY name",
             )
             .map_err(backend)?;

@@ -59,9 +59,21 @@ pub async fn start(config: ServerConfig, bundle: &str) -> Running {
     let admin = AdminClient::new(Transport::new(&url, custodian, None).unwrap());
     let config =
         tabir_device_crypto::domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD).unwrap();
-    let manifest = init_domain(&custody, &admin, DOMAIN, config, &passphrase(), |_| {})
-        .await
-        .unwrap();
+    let manifest = init_domain(
+        &custody,
+        &admin,
+        DOMAIN,
+        config,
+        tabir_device_crypto::identify_threshold(
+            &config,
+            tabir_face::DEFAULT_IDENTIFY_COSINE_THRESHOLD,
+        )
+        .unwrap(),
+        &passphrase(),
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(manifest.registrations.len(), 1);
     let out = keys.path().join(bundle);
     let (info, _) = issue_key(

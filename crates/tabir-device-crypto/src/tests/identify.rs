@@ -127,7 +127,10 @@ fn a_search_split_into_shards_gives_the_same_bit_however_it_is_split() {
     let domain = domain128();
     let (probe, templates) = gallery(16, 40, &[38]);
     let encrypted: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
-    let search = domain.server.prepare_search(&domain.probe(&probe)).unwrap();
+    let search = domain
+        .server
+        .prepare_search(&domain.probe(&probe), &domain.config.threshold)
+        .unwrap();
     for shard_size in [7, 16, 40] {
         let shards: Vec<_> = encrypted
             .chunks(shard_size)
@@ -147,7 +150,10 @@ fn a_search_split_into_shards_gives_the_same_bit_however_it_is_split() {
     }
     // Shards of no match combine to no match; no shard at all is no match.
     let (probe, templates) = gallery(17, 20, &[]);
-    let search = domain.server.prepare_search(&domain.probe(&probe)).unwrap();
+    let search = domain
+        .server
+        .prepare_search(&domain.probe(&probe), &domain.config.threshold)
+        .unwrap();
     let encrypted: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
     let shards: Vec<_> = encrypted
         .chunks(6)
@@ -165,7 +171,10 @@ fn a_search_split_into_shards_gives_the_same_bit_however_it_is_split() {
 fn shards_and_searches_of_another_domain_are_refused() {
     let (domain, other) = (domain128(), super::other_domain128());
     let (probe, templates) = gallery(18, 3, &[]);
-    let search = other.server.prepare_search(&other.probe(&probe)).unwrap();
+    let search = other
+        .server
+        .prepare_search(&other.probe(&probe), &other.config.threshold)
+        .unwrap();
     let encrypted: Vec<_> = templates.iter().map(|t| domain.template(t)).collect();
     assert!(matches!(
         domain.server.search_shard(&search, &encrypted),
@@ -177,4 +186,44 @@ fn shards_and_searches_of_another_domain_are_refused() {
         domain.server.combine_shards(&[foreign]),
         Err(tabir_crypto::CryptoError::WrongKeyDomain { .. })
     ));
+}
+
+#[test]
+fn a_search_decides_at_its_own_threshold() {
+    // A template scoring between the 1:1 threshold and a stricter 1:N one matches 1:1 and
+    // not in the search.
+    let domain = domain128();
+    let config = domain.config;
+    let strict = crate::quantize::identify_threshold(&config, 0.5).unwrap();
+    assert!(strict.score > config.threshold.score + 60);
+    let band = twin::decision_band(&config) as i64;
+    let between = (i64::from(config.threshold.score) + i64::from(strict.score)) / 2;
+    assert!(between - band > i64::from(config.threshold.score));
+    assert!(between + band < i64::from(strict.score));
+    let mut rng = ChaCha20Rng::seed_from_u64(19);
+    let probe = random_quantised(&mut rng, &config);
+    let template = loop {
+        let candidate = random_quantised(&mut rng, &config);
+        if let Some(t) = with_exact_score(&probe, &candidate, between) {
+            break t;
+        }
+    };
+    assert!(
+        domain.decide(&probe, &template),
+        "1:1 at the domain's threshold"
+    );
+    let encrypted = [domain.template(&template)];
+    let probe_ct = domain.probe(&probe);
+    for (threshold, expected) in [(config.threshold, true), (strict, false)] {
+        let search = domain.server.prepare_search(&probe_ct, &threshold).unwrap();
+        let shard = domain.server.search_shard(&search, &encrypted).unwrap();
+        let bit = domain.server.combine_shards(&[shard]).unwrap();
+        assert_eq!(domain.open(&bit).is_match(), expected, "{threshold:?}");
+    }
+    // A threshold outside the score range is refused, not wrapped.
+    let beyond = tabir_crypto::Threshold {
+        cosine: 1.0,
+        score: config.score_bound() as i32 + 1,
+    };
+    assert!(domain.server.prepare_search(&probe_ct, &beyond).is_err());
 }

@@ -113,6 +113,7 @@ fn a_registration_carries_the_keys_and_the_server_share() {
     let registration = DomainRegistration {
         evaluation_keys: keys,
         server_share: share,
+        identify_threshold: crate::quantize::identify_threshold(&domain.config, 0.5).unwrap(),
     };
     let bytes = registration.to_bytes();
     let decoded = DomainRegistration::from_bytes(&bytes).unwrap();

@@ -85,7 +85,7 @@ fn check_noise_budget(label: &str, domain: &TestDomain) {
     eprintln!(
         "{label}: noise over {} decisions (public-key probe and 23-bit template): external product \
          2^{:.1} ({:.3} score units, mean {:.3}), keyswitch 2^{:.1} ({:.2} units), after the \
-         modulus switch {:.2} score units (mean {:.2})",
+         modulus switch {:.2} score units (mean {:.2}; {:.2} units of q/2N), Delta 2^{delta_log}",
         after_switch.len(),
         ep.log2(),
         ep / score_unit,
@@ -94,6 +94,7 @@ fn check_noise_budget(label: &str, domain: &TestDomain) {
         ks / score_unit,
         ms_units * to_score,
         ms_mean * to_score,
+        ms_units,
     );
     // The design's figures: 2^49.6-2^49.7 after the external product with public-key probes
     // and 23-bit templates, 2^53 after the keyswitch, 4.4-5 units after the switch.
@@ -109,12 +110,14 @@ fn check_noise_budget(label: &str, domain: &TestDomain) {
         ep_mean / score_unit
     );
     assert!(ks < 2f64.powi(54), "keyswitch noise 2^{:.1}", ks.log2());
+    // In units of q/2N (independent of Delta: at Delta = 2^51 a score unit is two of them).
     assert!(
-        ms_units * to_score < 10.0,
-        "modulus-switch noise {ms_units} units"
+        ms_units < 10.0,
+        "modulus-switch noise {ms_units} units of q/2N"
     );
-    // And the twin's band (23 units) holds the decision noise: about 4.8 units measured over
-    // many runs, so the band is 4.8 sigma. One run's estimate from 240 decisions is within 5%
+    // And the twin's band (23 score units at Delta = 2^52, scaled with Delta) holds the
+    // decision noise: about 4.8 units of q/2N measured over many runs, so the band is 4.8
+    // sigma. One run's estimate from 240 decisions is within 5%
     // (one standard error), so 3.5 sigma of the estimate can only fail on a real regression.
     assert!(
         crate::twin::decision_band(&config) >= 3.5 * ms_units * to_score,

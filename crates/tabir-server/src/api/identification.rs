@@ -78,6 +78,10 @@ async fn submit_checked(
         // Nothing will run it: end it now rather than leave it waiting forever.
         return refuse_job(state, caller, act, &job_id, error).await;
     }
+    // The submission's own audit entry (its result is audited when the job ends).
+    state
+        .commit(Change::None, act.event(caller, Outcome::Done))
+        .await?;
     tracing::info!(job = %job_id, shards = shards.len(), "search submitted");
     Ok((StatusCode::ACCEPTED, Json(job_message(&job))).into_response())
 }

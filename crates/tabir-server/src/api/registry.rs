@@ -57,6 +57,12 @@ fn domain_info(record: &DomainRecord) -> DomainInfo {
         dim: record.dim,
         threshold_cosine: record.threshold_cosine,
         threshold_score: record.threshold_score,
+        identify_threshold_cosine: record
+            .identify_threshold
+            .map_or(record.threshold_cosine, |(cosine, _)| cosine),
+        identify_threshold_score: record
+            .identify_threshold
+            .map_or(record.threshold_score, |(_, score)| score),
         registered_at: record.registered_at.clone(),
     }
 }
@@ -150,6 +156,7 @@ pub async fn register_domain(
     let DomainRegistration {
         evaluation_keys,
         server_share,
+        identify_threshold,
     } = registration;
     act.key_fingerprint = Some(evaluation_keys.fingerprint().to_hex());
     Ok(audited(&state, &caller, &act, async {
@@ -170,6 +177,7 @@ pub async fn register_domain(
             dim: config.dim,
             threshold_cosine: config.threshold.cosine,
             threshold_score: config.threshold.score,
+            identify_threshold: Some((identify_threshold.cosine, identify_threshold.score)),
             evaluation_keys: keys_blob,
             registered_at: crate::time::rfc3339_now(),
         };

@@ -20,7 +20,7 @@ use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use tabir_crypto::{Probe, ShardBit, Template};
+use tabir_crypto::{Probe, ShardBit, Template, Threshold};
 use tabir_proto::audit::{Action, AuditEvent, Outcome};
 use tabir_proto::routes::Role;
 use tabir_proto::ErrorCode;
@@ -282,6 +282,18 @@ pub async fn run_task(state: &Arc<AppState>, task: &Task) -> Result<Option<Task>
                 .get(state, domain)
                 .await
                 .map_err(|e| TaskError::Keys(e.code))?;
+            // The domain's 1:N threshold (its 1:1 one for domains registered before).
+            let lookup = domain.clone();
+            let record = blocking(state, move |store| store.domain_info(&lookup))
+                .await?
+                .ok_or_else(|| TaskError::Store(StoreError::UnknownDomain(domain.clone())))?;
+            let threshold = record.identify_threshold.map_or(
+                Threshold {
+                    cosine: record.threshold_cosine,
+                    score: record.threshold_score,
+                },
+                |(cosine, score)| Threshold { cosine, score },
+            );
             let (lookup, first, last) = (domain.clone(), *first_position, *last_position);
             let stored = blocking(state, move |store| {
                 store.templates_in_range(&lookup, first, last)
@@ -299,7 +311,7 @@ pub async fn run_task(state: &Arc<AppState>, task: &Task) -> Result<Option<Task>
                         .map(|blob| Template::from_bytes(blob, &config, fingerprint))
                         .collect::<Result<Vec<_>, _>>()?;
                     drop(stored);
-                    let search = worker_keys.prepare_search(&probe)?;
+                    let search = worker_keys.prepare_search(&probe, &threshold)?;
                     Ok(worker_keys.search_shard(&search, &templates)?.to_bytes())
                 })
                 .await??;

@@ -48,6 +48,7 @@ impl Keys {
         let registration = DomainRegistration {
             evaluation_keys: domain.evaluation_keys,
             server_share: domain.server_share,
+            identify_threshold: tabir_device_crypto::identify_threshold(&config, 0.5).unwrap(),
         }
         .to_bytes()
         .to_vec();

@@ -22,6 +22,26 @@ impl ServerProcess {
         master_key_hex: &str,
         custodian_hex: &str,
     ) -> Self {
+        Self::start_with(
+            data,
+            database_url,
+            schema,
+            master_key_hex,
+            custodian_hex,
+            &[],
+        )
+    }
+
+    /// [`ServerProcess::start`] with more command-line arguments after the usual ones (e.g.
+    /// `["--nats-url", url, "--search-workers", "1"]`).
+    pub fn start_with(
+        data: &Path,
+        database_url: &str,
+        schema: &str,
+        master_key_hex: &str,
+        custodian_hex: &str,
+        extra_args: &[&str],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tabir-server"))
             .arg("--data")
             .arg(data)
@@ -29,6 +49,7 @@ impl ServerProcess {
             .args(["--database-url", database_url])
             .args(["--database-schema", schema])
             .args(["--custodian-key", custodian_hex])
+            .args(extra_args)
             .env("TABIR_MASTER_KEY", master_key_hex)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

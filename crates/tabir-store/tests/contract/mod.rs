@@ -67,6 +67,7 @@ fn domain() -> DomainRecord {
         dim: 128,
         threshold_cosine: 0.363,
         threshold_score: 409,
+        identify_threshold: Some((0.5, 576)),
         evaluation_keys: vec![1, 2, 3],
         registered_at: "2026-11-28T01:00:00Z".into(),
     }
@@ -114,6 +115,7 @@ pub fn enrol_replace_delete_and_refusals_write_nothing(store: &dyn Store) {
     let info = store.domain_info("jabar").unwrap().unwrap();
     assert!(info.evaluation_keys.is_empty());
     assert_eq!(info.fingerprint, domain().fingerprint);
+    assert_eq!(info.identify_threshold, Some((0.5, 576)));
     assert_eq!(store.domain_info("nowhere").unwrap(), None);
 
     for serial in 1..=3 {
@@ -648,9 +650,11 @@ pub fn jobs_cut_the_gallery_into_shards_of_positions(store: &dyn Store) {
     assert_eq!(shards, [range(0, 1, 11)]);
 
     // An empty gallery: a job with no shards, complete at once.
+    // (A domain registered before 1:N had its own threshold: none stored.)
     let other = DomainRecord {
         name: "banten".into(),
         fingerprint: "ef".repeat(32),
+        identify_threshold: None,
         ..domain()
     };
     store
@@ -663,6 +667,8 @@ pub fn jobs_cut_the_gallery_into_shards_of_positions(store: &dyn Store) {
             &sealer(),
         )
         .unwrap();
+    let banten = store.domain_info("banten").unwrap().unwrap();
+    assert_eq!(banten.identify_threshold, None);
     let (job, shards) = store
         .create_job("job-empty", "banten", &asker(), &[1], 4, "t3")
         .unwrap();
