@@ -64,6 +64,10 @@ pub struct CryptoBenchArgs {
     /// Cosine policy threshold.
     #[arg(long, default_value_t = 0.363)]
     threshold: f32,
+    /// Parameter set by wire id: 2 (KS32, the default for new domains) or 1 (64-bit
+    /// keyswitch, domains made before), to compare them in one run.
+    #[arg(long, default_value_t = tabir_crypto::ParamSetId::DEFAULT.wire_id())]
+    params: u16,
     /// Seed for the synthetic embeddings (the keys are always fresh).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -166,7 +170,11 @@ impl Parties {
 }
 
 fn crypto(args: &CryptoBenchArgs) -> tabir_crypto::Result<CryptoReport> {
-    let config = domain_config(args.dim, args.threshold)?;
+    let config = DomainConfig {
+        params: tabir_crypto::ParamSetId::from_wire_id(args.params)?,
+        ..domain_config(args.dim, args.threshold)?
+    };
+    config.validate()?;
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
 
     progress("generating keys");
