@@ -44,7 +44,8 @@ pub struct ServerKeys {
     delta_log: u32,
     bootstrap_key: FourierLweBootstrapKeyOwned,
     keyswitch_key: KeyswitchKey,
-    /// Trivial GLWE with q/64 in every coefficient: blind-rotating it is the sign function.
+    /// Trivial GLWE with q/128 (half a bit unit) in every coefficient: blind-rotating it is the
+    /// sign function.
     sign_accumulator: GlweCiphertextOwned<u64>,
 }
 
@@ -638,7 +639,7 @@ fn with_scratch<T>(lattice: &LatticeParams, f: impl FnOnce(&mut Scratch) -> T) -
 }
 
 impl ServerKeys {
-    /// Scale the internal bit (0 or q/32) to 0 or q/4 and switch it to modulus 2^10 (each
+    /// Scale the internal bit (0 or q/64) to 0 or q/4 and switch it to modulus 2^10 (each
     /// coefficient rounded to the nearest multiple of q/2^10): the escrow form.
     fn escrowed(&self, bit: &LweCiphertextOwned<u64>) -> EscrowedBit {
         let drop = MODULUS_BITS - RESULT_MODULUS_LOG as u32;

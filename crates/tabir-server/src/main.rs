@@ -128,6 +128,10 @@ pub struct ServerArgs {
     /// `shard_failed`.
     #[arg(long, value_name = "N", default_value_t = 3)]
     search_attempts: u32,
+    /// Identification jobs one device may have running at once (0: no limit); past it the
+    /// submission is refused with 429 `quota_exceeded`.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    search_jobs_per_device: usize,
     /// Seconds a client has to send a request's headers: for a connection's first request
     /// counted from its opening (TLS handshake included); also the wait allowed between
     /// requests on a kept-alive connection.
@@ -204,6 +208,7 @@ impl ServerArgs {
                 workers: self.search_workers.unwrap_or(defaults.search.workers),
                 shard_templates: self.shard_templates.max(1),
                 max_attempts: self.search_attempts.max(1),
+                jobs_per_device: self.search_jobs_per_device,
                 nats: self.nats_url.as_ref().map(|url| NatsConfig {
                     url: url.clone(),
                     stream: self.nats_stream.clone(),

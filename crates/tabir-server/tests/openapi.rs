@@ -53,6 +53,7 @@ fn concrete(path: &str) -> String {
         .replace("{subject}", "3201014101900001")
         .replace("{key_id}", &"ab".repeat(32))
         .replace("{seq}", "1")
+        .replace("{job_id}", &"0f".repeat(16))
 }
 
 #[test]
@@ -68,6 +69,18 @@ fn the_served_document_matches_the_router_and_docs_protocol() {
             assert_eq!(answer.headers["content-type"], "application/json");
             let document: serde_json::Value = answer.json();
             assert_eq!(document["openapi"], "3.1.0");
+
+            // Every path parameter of every operation is declared.
+            for (path, item) in document["paths"].as_object().unwrap() {
+                for (method, operation) in item.as_object().unwrap() {
+                    for name in path.split('{').skip(1).filter_map(|p| p.split('}').next()) {
+                        let declared = operation["parameters"].as_array().is_some_and(|ps| {
+                            ps.iter().any(|p| p["name"] == name && p["in"] == "path")
+                        });
+                        assert!(declared, "{method} {path}: path parameter {name}");
+                    }
+                }
+            }
 
             let served = operations(&document);
             assert_eq!(

@@ -244,6 +244,25 @@ fn jobs_answer_progress_result_and_cancellation_and_only_to_their_device() {
         // Its probe is deleted with it.
         let id = job.job_id.clone();
         assert!(blocking(|| harness.store.job_probe(&id)).unwrap().is_none());
+
+        // At most two running searches per device: a third waits for one to end.
+        submit(&harness, &device, &probe).await;
+        submit(&harness, &device, &probe).await;
+        let answer = http
+            .send(
+                &device,
+                Method::POST,
+                &routes::identification(DOMAIN),
+                keys().probe(&probe),
+            )
+            .await;
+        answer.refused(429, "quota_exceeded");
+        assert!(answer.headers.contains_key(reqwest::header::RETRY_AFTER));
+        // Another device is not held back by it.
+        assert_eq!(
+            submit(&harness, &other, &probe).await.state,
+            JobStatus::Running
+        );
     });
 }
 

@@ -110,7 +110,7 @@ fn check_noise_budget(label: &str, domain: &TestDomain) {
         ep_mean / score_unit
     );
     assert!(ks < 2f64.powi(54), "keyswitch noise 2^{:.1}", ks.log2());
-    // In units of q/2N (independent of Delta: at Delta = 2^51 a score unit is two of them).
+    // In units of q/2N (independent of Delta: at Delta = 2^51 a score unit is half of one).
     assert!(
         ms_units < 10.0,
         "modulus-switch noise {ms_units} units of q/2N"

@@ -51,6 +51,20 @@ async fn submit_checked(
     Probe::from_bytes(&body, keys.config(), keys.fingerprint())?;
     // A device without a share could never read the result: refuse before any work.
     crate::shares::key_share(state, &caller.key_id, &keys).await?;
+    // A device has at most a few searches running: one office cannot fill the queue.
+    let (key_id, cap) = (caller.key_id.clone(), state.config.search.jobs_per_device);
+    let running = state
+        .with_store(move |store| store.running_jobs())
+        .await?
+        .iter()
+        .filter(|job| job.key_id == key_id)
+        .count();
+    if cap > 0 && running >= cap {
+        return Err(ApiError {
+            code: ErrorCode::QuotaExceeded,
+            retry_after: Some(60),
+        });
+    }
     take_quota(state, caller, domain, None).await?;
 
     let job_id = new_job_id();
@@ -119,13 +133,13 @@ pub async fn status(
     Path((domain, job_id)): Path<(String, String)>,
     signed: Signed<policy::IdentificationStatus>,
 ) -> Response {
-    let Signed { caller, act, .. } = signed;
-    let result = async {
-        let job = own_job(&state, &caller, &domain, &job_id).await?;
-        Ok(Json(job_message(&job)).into_response())
+    let Signed { caller, .. } = signed;
+    // Reading one's own job changes nothing and is not audited (a device polls it), its
+    // refusals neither.
+    match own_job(&state, &caller, &domain, &job_id).await {
+        Ok(job) => Json(job_message(&job)).into_response(),
+        Err(error) => error.into_response(),
     }
-    .await;
-    conclude(&state, &caller, &act, result).await
 }
 
 /// `GET /v1/domains/{domain}/identifications/{job_id}/result` (device): the encrypted
@@ -139,8 +153,11 @@ pub async fn result(
     let Signed {
         caller, mut act, ..
     } = signed;
-    let result = result_checked(&state, &caller, &mut act, &domain, &job_id).await;
-    conclude(&state, &caller, &act, result).await
+    // Like the status, not audited: the job's end is (with its escrowed result).
+    match result_checked(&state, &caller, &mut act, &domain, &job_id).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
 }
 
 async fn result_checked(

@@ -144,6 +144,7 @@ fn parameters(operation: &Operation) -> Vec<Value> {
         ("subject", json!({"type": "string", "pattern": "^[0-9]{16}$"}), "The subject's NIK (16 digits, validated); the server stores and logs only its keyed tag."),
         ("key_id", json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}), "Hex SHA-256 of the key's public key."),
         ("seq", json!({"type": "integer", "minimum": 1}), "Sequence number of the audit entry that escrows the result."),
+        ("job_id", json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}), "The identification job's id (from its submission)."),
     ] {
         if operation.path.contains(&format!("{{{name}}}")) {
             parameters.push(json!({

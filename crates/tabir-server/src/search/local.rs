@@ -2,7 +2,7 @@
 //! loop runs them in order, each shard spread over the search pool's threads. Tasks lost with
 //! the process are rebuilt from the store at the next start (see [`super::start`]).
 
-use super::{fail_job, run_task, Task};
+use super::{fail_job, run_task_patiently, Task};
 use crate::state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,12 +39,12 @@ async fn work(state: Arc<AppState>, mut tasks: mpsc::UnboundedReceiver<Task>) {
     while let Some(task) = tasks.recv().await {
         let mut attempt = 1;
         loop {
-            match run_task(&state, &task).await {
+            match run_task_patiently(&state, &task).await {
                 Ok(follow_up) => {
                     if let Some(next) = follow_up {
                         // Handled next: the combination does not wait behind other jobs.
                         if let Err(error) = Box::pin(run_follow_up(&state, next)).await {
-                            tracing::warn!(%error, "combining a search failed; retried at start");
+                            tracing::warn!(%error, "combining a search failed on its last attempt; the job failed");
                         }
                     }
                     break;
@@ -68,7 +68,7 @@ async fn run_follow_up(state: &Arc<AppState>, task: Task) -> Result<(), super::T
     let max_attempts = state.search.config().max_attempts.max(1);
     let mut attempt = 1;
     loop {
-        match run_task(state, &task).await {
+        match run_task_patiently(state, &task).await {
             Ok(_) => return Ok(()),
             Err(error) if attempt < max_attempts => {
                 tracing::warn!(job = %task.job_id(), attempt, %error, "combining failed; retrying");

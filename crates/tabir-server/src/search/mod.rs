@@ -37,6 +37,8 @@ pub struct SearchConfig {
     pub shard_templates: usize,
     /// Attempts per task before the job fails with `shard_failed`.
     pub max_attempts: u32,
+    /// Searches one device may have running at once (0: no limit); past it, 429.
+    pub jobs_per_device: usize,
     /// Distribute tasks over NATS JetStream instead of in-process.
     pub nats: Option<NatsConfig>,
 }
@@ -47,25 +49,22 @@ impl Default for SearchConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             shard_templates: tabir_crypto::DEFAULT_SHARD_TEMPLATES,
             max_attempts: 3,
+            jobs_per_device: 2,
             nats: None,
         }
     }
 }
 
-/// One unit of search work.
+/// One unit of search work. A task only names the job (and the shard): everything else (the
+/// domain, the shard's range, the probe, the threshold) is read from the store, so a task
+/// forged or altered on the queue can at worst repeat work that is due anyway.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "task", rename_all = "snake_case")]
+#[serde(tag = "task", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Task {
     /// Evaluate one shard and record its bit.
-    Shard {
-        job_id: String,
-        domain: String,
-        shard: u32,
-        first_position: i64,
-        last_position: i64,
-    },
+    Shard { job_id: String, shard: u32 },
     /// Every shard is done: combine the bits and escrow the result.
-    Combine { job_id: String, domain: String },
+    Combine { job_id: String },
 }
 
 impl Task {
@@ -78,17 +77,13 @@ impl Task {
     fn shard(job: &JobRecord, range: &ShardRange) -> Self {
         Task::Shard {
             job_id: job.job_id.clone(),
-            domain: job.domain.clone(),
             shard: range.shard,
-            first_position: range.first_position,
-            last_position: range.last_position,
         }
     }
 
     fn combine(job: &JobRecord) -> Self {
         Task::Combine {
             job_id: job.job_id.clone(),
-            domain: job.domain.clone(),
         }
     }
 }
@@ -107,6 +102,46 @@ pub enum TaskError {
     PoolGone,
     #[error("every delivery of the task ended without an answer (its workers died)")]
     DeliveriesExhausted,
+    #[error("the evaluation panicked")]
+    Panicked,
+}
+
+impl TaskError {
+    /// A passing condition (a full FHE pool while the keys are prepared, the database
+    /// restarting): waited out without spending one of the task's attempts.
+    fn is_transient(&self) -> bool {
+        match self {
+            TaskError::Keys(code) => matches!(
+                code,
+                ErrorCode::Overloaded | ErrorCode::StorageUnavailable | ErrorCode::Unavailable
+            ),
+            TaskError::Store(StoreError::Unavailable(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// [`run_task`], waiting out transient failures (up to ten minutes, backing off to 30 s
+/// between tries) so that a busy or restarting server does not fail a search.
+pub async fn run_task_patiently(
+    state: &Arc<AppState>,
+    task: &Task,
+) -> Result<Option<Task>, TaskError> {
+    let started = Instant::now();
+    let mut pause = std::time::Duration::from_millis(500);
+    loop {
+        match run_task(state, task).await {
+            Err(error)
+                if error.is_transient()
+                    && started.elapsed() < std::time::Duration::from_secs(600) =>
+            {
+                tracing::info!(job = %task.job_id(), %error, "search task waits");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Where tasks go.
@@ -170,9 +205,15 @@ impl SearchService {
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         pool.spawn(move || {
-            let _ = sender.send(work());
+            // A panic must not take the process down (rayon aborts on a panicking spawn).
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = sender.send(result);
         });
-        receiver.await.map_err(|_| TaskError::PoolGone)
+        match receiver.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(TaskError::Panicked),
+            Err(_) => Err(TaskError::PoolGone),
+        }
     }
 }
 
@@ -265,13 +306,25 @@ where
 /// Carry out one task. Returns the follow-up task (the combination, after the last shard).
 pub async fn run_task(state: &Arc<AppState>, task: &Task) -> Result<Option<Task>, TaskError> {
     match task {
-        Task::Shard {
-            job_id,
-            domain,
-            shard,
-            first_position,
-            last_position,
-        } => {
+        Task::Shard { job_id, shard } => {
+            // The task only points at the shard: its domain and range are read from the store,
+            // so whoever can publish on the queue cannot narrow a search or redirect it.
+            let lookup = job_id.clone();
+            let Some(job) = blocking(state, move |store| store.job(&lookup)).await? else {
+                return Ok(None);
+            };
+            let lookup = job_id.clone();
+            let pending = blocking(state, move |store| store.pending_shards(&lookup)).await?;
+            let Some(range) = pending.into_iter().find(|range| range.shard == *shard) else {
+                // Done already (a redelivery), or the job ended: nothing to evaluate, but a
+                // redelivered last shard still queues the combination (harmless if done).
+                return Ok(
+                    (job.state == JobState::Running && job.shards_done == job.shards_total)
+                        .then(|| Task::combine(&job)),
+                );
+            };
+            let (domain, first_position, last_position) =
+                (&job.domain, &range.first_position, &range.last_position);
             let lookup = job_id.clone();
             let Some(probe) = blocking(state, move |store| store.job_probe(&lookup)).await? else {
                 // The job ended (cancelled, failed, done): nothing to do.
@@ -295,15 +348,16 @@ pub async fn run_task(state: &Arc<AppState>, task: &Task) -> Result<Option<Task>
                 |(cosine, score)| Threshold { cosine, score },
             );
             let (lookup, first, last) = (domain.clone(), *first_position, *last_position);
-            let stored = blocking(state, move |store| {
-                store.templates_in_range(&lookup, first, last)
-            })
-            .await?;
             let started = Instant::now();
             let worker_keys = Arc::clone(&keys);
+            let store = Arc::clone(&state.store);
+            // The shard's templates are read, decoded and dropped on the search thread itself:
+            // their memory comes and goes on the pool's few threads, so a worker's peak memory
+            // is one shard's, whatever the gallery and however many shards it ran.
             let bit = state
                 .search
                 .compute(move || -> Result<Vec<u8>, TaskError> {
+                    let stored = store.templates_in_range(&lookup, first, last)?;
                     let (config, fingerprint) = (*worker_keys.config(), worker_keys.fingerprint());
                     let probe = Probe::from_bytes(&probe, &config, fingerprint)?;
                     let templates = stored
@@ -329,19 +383,17 @@ pub async fn run_task(state: &Arc<AppState>, task: &Task) -> Result<Option<Task>
                 | ShardOutcome::AlreadyDone { done, total }
                     if done == total =>
                 {
-                    Some(Task::Combine {
-                        job_id: job_id.clone(),
-                        domain: domain.clone(),
-                    })
+                    Some(Task::combine(&job))
                 }
                 _ => None,
             })
         }
-        Task::Combine { job_id, domain } => {
+        Task::Combine { job_id } => {
             let lookup = job_id.clone();
             let Some(job) = blocking(state, move |store| store.job(&lookup)).await? else {
                 return Ok(None);
             };
+            let domain = &job.domain;
             let lookup = job_id.clone();
             let Some(bits) = blocking(state, move |store| store.shard_bits(&lookup)).await? else {
                 // Not every shard is done (a duplicate), or the job ended.

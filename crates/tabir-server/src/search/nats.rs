@@ -5,7 +5,7 @@
 //! delivery, or whose worker dies on it (JetStream's max-deliveries advisory), fails its job
 //! with `shard_failed` instead of looping.
 
-use super::{fail_job, run_task, Task, TaskError};
+use super::{fail_job, run_task_patiently, Task, TaskError};
 use crate::error::ApiError;
 use crate::state::AppState;
 use async_nats::jetstream::{self, consumer, stream, AckKind};
@@ -203,7 +203,7 @@ async fn handle(
     // Tell JetStream the task is in progress while it runs, so it is not redelivered to
     // another worker; if this process dies the signals stop and it is.
     let result = {
-        let work = run_task(state, &task);
+        let work = run_task_patiently(state, &task);
         tokio::pin!(work);
         let mut ticker =
             tokio::time::interval((config.ack_wait / 3).max(Duration::from_millis(200)));
