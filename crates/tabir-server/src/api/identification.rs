@@ -84,6 +84,14 @@ async fn submit_checked(
         let error = ApiError::new(ErrorCode::PayloadTooLarge);
         return refuse_job(state, caller, act, &job_id, error).await;
     }
+    // The submission's own audit entry, before any work is queued: no search runs that the
+    // log does not show (its result is audited when the job ends).
+    if let Err(error) = state
+        .commit(Change::None, act.event(caller, Outcome::Done))
+        .await
+    {
+        return refuse_job(state, caller, act, &job_id, error).await;
+    }
     if let Err(error) = state
         .search
         .enqueue(crate::search::first_tasks(&job, &shards))
@@ -92,10 +100,6 @@ async fn submit_checked(
         // Nothing will run it: end it now rather than leave it waiting forever.
         return refuse_job(state, caller, act, &job_id, error).await;
     }
-    // The submission's own audit entry (its result is audited when the job ends).
-    state
-        .commit(Change::None, act.event(caller, Outcome::Done))
-        .await?;
     tracing::info!(job = %job_id, shards = shards.len(), "search submitted");
     Ok((StatusCode::ACCEPTED, Json(job_message(&job))).into_response())
 }
