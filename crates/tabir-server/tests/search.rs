@@ -184,7 +184,7 @@ fn jobs_answer_progress_result_and_cancellation_and_only_to_their_device() {
         harness
             .register_with_share(&device, DOMAIN, Role::Device)
             .await;
-        harness
+        let (other_id, _) = harness
             .register_with_share(&other, DOMAIN, Role::Device)
             .await;
         let mut rng = ChaCha20Rng::seed_from_u64(6);
@@ -259,10 +259,20 @@ fn jobs_answer_progress_result_and_cancellation_and_only_to_their_device() {
         answer.refused(429, "quota_exceeded");
         assert!(answer.headers.contains_key(reqwest::header::RETRY_AFTER));
         // Another device is not held back by it.
-        assert_eq!(
-            submit(&harness, &other, &probe).await.state,
-            JobStatus::Running
-        );
+        let others = submit(&harness, &other, &probe).await;
+        assert_eq!(others.state, JobStatus::Running);
+        // Revoking that device cancels its running search.
+        http.send(
+            &harness.custodian,
+            Method::DELETE,
+            &routes::device(DOMAIN, &other_id),
+            Vec::new(),
+        )
+        .await
+        .expect(200);
+        let id = others.job_id.clone();
+        let job = blocking(|| harness.store.job(&id)).unwrap().unwrap();
+        assert_eq!(job.state, tabir_store::JobState::Cancelled);
     });
 }
 

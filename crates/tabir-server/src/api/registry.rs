@@ -323,12 +323,32 @@ pub async fn revoke_device(
         state
             .commit(
                 Change::RevokeKey {
-                    key_id,
+                    key_id: key_id.clone(),
                     at: at.clone(),
                 },
                 act.event(&caller, Outcome::Done),
             )
             .await?;
+        // Its running searches stop too: their results could never be read or reported.
+        let revoked = key_id.clone();
+        let jobs = state
+            .with_store(move |store| store.running_jobs())
+            .await?
+            .into_iter()
+            .filter(|job| job.key_id == revoked);
+        for job in jobs {
+            let cancel = Act::new(Action::CancelIdentification, Some(&domain));
+            let change = Change::CancelJob {
+                job_id: job.job_id,
+                key_id: key_id.clone(),
+            };
+            if let Err(error) = state
+                .commit(change, cancel.event(&caller, Outcome::Done))
+                .await
+            {
+                tracing::warn!(code = %error.code, "could not cancel a revoked key's search");
+            }
+        }
         let mut info = device_info(&record);
         info.revoked_at = Some(at);
         info.holds_share = false;
