@@ -285,9 +285,13 @@ pub fn identify(args: IdentifyArgs) -> ExitCode {
             Err(e) => client_error(as_json, &e),
         };
     }
+    // What submitting cost (face, encryption, the request), added to the outcome's figures.
+    let mut submission: Option<(Timings, WireBytes)> = None;
     let job_id = match (photo, &args.job) {
-        (Some(photo), _) => match runtime.block_on(client.submit_identification(photo)) {
-            Ok(job) => {
+        (Some(photo), _) => match runtime.block_on(client.submit_identification_timed(photo)) {
+            Ok(submitted) => {
+                let job = submitted.job;
+                submission = Some((submitted.timings, submitted.bytes));
                 if args.detach {
                     if as_json {
                         println!("{}", json!({"result": "submitted", "job": job}));
@@ -338,7 +342,17 @@ pub fn identify(args: IdentifyArgs) -> ExitCode {
     }));
     bar.finish_and_clear();
     match outcome {
-        Ok(outcome) => decision_exit(as_json, &outcome, None),
+        Ok(mut outcome) => {
+            if let Some((timings, bytes)) = submission {
+                outcome.timings.face_ms = timings.face_ms;
+                outcome.timings.encrypt_ms = timings.encrypt_ms;
+                outcome.timings.server_ms += timings.server_ms;
+                outcome.timings.total_ms += timings.total_ms;
+                outcome.bytes.sent += bytes.sent;
+                outcome.bytes.received += bytes.received;
+            }
+            decision_exit(as_json, &outcome, None)
+        }
         Err(e) => client_error(as_json, &e),
     }
 }

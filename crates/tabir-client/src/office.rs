@@ -75,6 +75,14 @@ pub struct VerifyOutcome {
     pub bytes: WireBytes,
 }
 
+/// A submitted identification job, with what submitting it cost.
+#[derive(Clone, Debug)]
+pub struct SubmittedJob {
+    pub job: IdentificationJob,
+    pub timings: Timings,
+    pub bytes: WireBytes,
+}
+
 /// The answer to an identification: does the face match anyone enrolled in the domain?
 pub type IdentifyOutcome = VerifyOutcome;
 
@@ -360,12 +368,38 @@ impl OfficeClient {
     /// Submit a search for the person in the photo and return at once with the job (its id
     /// lets any later process on this device follow it: [`OfficeClient::wait_identification`]).
     pub async fn submit_identification(&self, photo: Vec<u8>) -> Result<IdentificationJob> {
+        self.submit_identification_timed(photo)
+            .await
+            .map(|submitted| submitted.job)
+    }
+
+    /// [`OfficeClient::submit_identification`], with what the submission cost (face, encryption,
+    /// the request) for a caller that reports timings once the job is done.
+    pub async fn submit_identification_timed(&self, photo: Vec<u8>) -> Result<SubmittedJob> {
+        let started = Instant::now();
         let embedding = self.embed(photo).await?;
+        let face_ms = ms(started);
+        let encrypting = Instant::now();
         let probe = self
             .encryptor
             .encrypt_probe(embedding.as_slice())?
             .to_bytes();
-        self.submit_probe(probe).await
+        let encrypt_ms = ms(encrypting);
+        let path = routes::identification(&self.domain);
+        let (reply, server_ms) = self
+            .exchange(Method::POST, &path, probe, CONTENT_TYPE_BLOB)
+            .await?;
+        Ok(SubmittedJob {
+            job: job_from(&reply.body)?,
+            timings: Timings {
+                face_ms,
+                encrypt_ms,
+                server_ms,
+                total_ms: ms(started),
+                ..Timings::default()
+            },
+            bytes: WireBytes::from(&reply),
+        })
     }
 
     /// Submit a search for an embedding computed elsewhere.
