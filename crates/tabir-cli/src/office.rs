@@ -287,11 +287,14 @@ pub fn identify(args: IdentifyArgs) -> ExitCode {
     }
     // What submitting cost (face, encryption, the request), added to the outcome's figures.
     let mut submission: Option<(Timings, WireBytes)> = None;
+    // Known from the submission; for --job, from the first status.
+    let mut shards_total = 0;
     let job_id = match (photo, &args.job) {
         (Some(photo), _) => match runtime.block_on(client.submit_identification_timed(photo)) {
             Ok(submitted) => {
                 let job = submitted.job;
                 submission = Some((submitted.timings, submitted.bytes));
+                shards_total = u64::from(job.shards_total);
                 if args.detach {
                     if as_json {
                         println!("{}", json!({"result": "submitted", "job": job}));
@@ -324,7 +327,7 @@ pub fn identify(args: IdentifyArgs) -> ExitCode {
             )
         }
     };
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = indicatif::ProgressBar::new(shards_total);
     if as_json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
