@@ -84,6 +84,7 @@ struct CryptoBlobs {
     custodian_share: Vec<u8>,
     delta: Vec<u8>,
     encrypted_bit: Vec<u8>,
+    identify_threshold_score: i32,
 }
 
 fn crypto_seeds(out: &Corpus) -> Result<CryptoBlobs, Error> {
@@ -171,6 +172,7 @@ fn crypto_seeds(out: &Corpus) -> Result<CryptoBlobs, Error> {
     out.write("shares", "bit", &encrypted_bytes)?;
 
     Ok(CryptoBlobs {
+        identify_threshold_score: registration.identify_threshold.score,
         config,
         server_share: server_share_bytes,
         decryption_share,
@@ -581,8 +583,10 @@ fn json_seeds(out: &Corpus, crypto: &CryptoBlobs) -> Result<(), Error> {
         fingerprint: hex::encode(&[0xcd; 32]),
         params: crypto.config.params.name().into(),
         dim: 128,
-        threshold_cosine: 0.363,
+        threshold_cosine: crypto.config.threshold.cosine,
         threshold_score: crypto.config.threshold.score,
+        identify_threshold_cosine: 0.5,
+        identify_threshold_score: crypto.identify_threshold_score,
         registered_at: "2026-11-28T01:00:00Z".into(),
     };
     out.json(target, "domain-info", &info)?;
