@@ -5,6 +5,7 @@
 //! time, CPU-ms per template, the process's peak memory during the search (reset before it,
 //! so enrolment does not count), and verification latency before and during the search.
 
+use crate::bench_setup::{bench_domain, BenchDomain, BenchServer, DOMAIN};
 use crate::stats::{ms, percentile};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
@@ -14,14 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tabir_client::transport::Method;
-use tabir_client::{AdminClient, ClientError, Transport};
-use tabir_crypto::{DomainRegistration, EncryptedBit};
+use tabir_client::ClientError;
+use tabir_crypto::EncryptedBit;
 use tabir_device_crypto::quantize::{random_unit_vector, vector_at_cosine};
-use tabir_device_crypto::{domain_config, generate_key_domain, Encryptor};
 use tabir_proto::messages::{IdentificationJob, JobStatus};
 use tabir_proto::routes::{self, CONTENT_TYPE_BLOB};
-use tabir_proto::Role;
-use tabir_server::{MasterKey, SearchConfig, ServerConfig, Startup};
+use tabir_server::{SearchConfig, ServerConfig};
 
 #[derive(clap::Args)]
 pub struct IdentifyBenchArgs {
@@ -67,8 +66,6 @@ struct Report {
     verify_ms_p90_during_search: f64,
     verifications_during_search: usize,
 }
-
-const DOMAIN: &str = "bench";
 
 /// The i-th synthetic NIK (valid format: province 32, birth date, serial).
 fn nik(i: usize) -> String {
@@ -166,10 +163,6 @@ fn reset_peak_rss() {
 }
 
 async fn bench(args: &IdentifyBenchArgs) -> Result<Report, String> {
-    let failed = |e: &dyn std::fmt::Display| e.to_string();
-    let data = std::env::temp_dir().join(format!("tabir-bench-identify-{}", std::process::id()));
-    let store = tabir_store::sqlite::SqliteStore::open(&data).map_err(|e| failed(&e))?;
-    let custodian = tabir_client::custody::new_signing_key();
     let mut config = ServerConfig {
         // The bench's device verifies one subject many times: quotas out of the way.
         quotas: tabir_server::Quotas {
@@ -185,28 +178,9 @@ async fn bench(args: &IdentifyBenchArgs) -> Result<Report, String> {
         ..config.search
     };
     let (workers, shard_templates) = (config.search.workers, config.search.shard_templates);
-    let server = tabir_server::start(
-        Startup {
-            store: Arc::new(store),
-            server_key: tabir_server::load_or_create_server_key(
-                &data.join(tabir_server::SERVER_KEY_FILE),
-            )
-            .map_err(|e| failed(&e))?,
-            master_key: MasterKey::generate(),
-            config,
-            custodian_key: Some(tabir_proto::hex::encode(
-                custodian.verifying_key().as_bytes(),
-            )),
-            tls: None,
-        },
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| failed(&e))?,
-    )
-    .await
-    .map_err(|e| failed(&e))?;
-    let url = format!("http://{}", server.address);
-    let outcome = drive(args, &url, custodian).await;
-    let _ = server.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(&data);
+    let server = BenchServer::start("identify", config).await?;
+    let outcome = drive(args, &server).await;
+    server.stop().await;
     outcome.map(|mut report| {
         report.workers = workers;
         report.shard_templates = shard_templates;
@@ -214,48 +188,16 @@ async fn bench(args: &IdentifyBenchArgs) -> Result<Report, String> {
     })
 }
 
-async fn drive(
-    args: &IdentifyBenchArgs,
-    url: &str,
-    custodian: ed25519_dalek::SigningKey,
-) -> Result<Report, String> {
+async fn drive(args: &IdentifyBenchArgs, server: &BenchServer) -> Result<Report, String> {
     let text = |e: ClientError| e.to_string();
-    let config =
-        domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD).map_err(|e| e.to_string())?;
-    let domain = generate_key_domain(config).map_err(|e| e.to_string())?;
-    let encryptor =
-        Arc::new(Encryptor::new(&domain.evaluation_keys.public_key()).map_err(|e| e.to_string())?);
-    let (device_share, delta) = domain
-        .custodian_share
-        .issue(&config)
-        .map_err(|e| e.to_string())?;
-    let admin = AdminClient::new(Transport::new(url, custodian, None).map_err(text)?);
-    let registration = DomainRegistration {
-        evaluation_keys: domain.evaluation_keys,
-        server_share: domain.server_share,
-        identify_threshold: tabir_device_crypto::identify_threshold(
-            &config,
-            tabir_face::DEFAULT_IDENTIFY_COSINE_THRESHOLD,
-        )
-        .map_err(|e| e.to_string())?,
-    }
-    .to_bytes();
-    admin
-        .register_domain(DOMAIN, &registration)
-        .await
-        .map_err(text)?;
-    let device = tabir_client::custody::new_signing_key();
-    admin
-        .register_key(
-            DOMAIN,
-            "bench device",
-            &device.verifying_key(),
-            Role::Device,
-            Some(&delta),
-        )
-        .await
-        .map_err(text)?;
-    let transport = Arc::new(Transport::new(url, device, None).map_err(text)?);
+    let BenchDomain {
+        config,
+        encryptor,
+        device_share,
+        device,
+    } = bench_domain(server).await?;
+    let encryptor = Arc::new(encryptor);
+    let transport = Arc::new(device);
 
     // The gallery: random faces, one of them (at a random place) the person searched for.
     let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(args.seed);

@@ -2,17 +2,15 @@
 //! loopback (started in this process with SQLite in a temporary folder, unless --server
 //! names one): requests per second and latency percentiles as a device sees them.
 
+use crate::bench_setup::{bench_domain, BenchDomain, BenchServer, DOMAIN};
 use crate::stats::{ms, percentile};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use tabir_client::transport::Method;
-use tabir_client::{AdminClient, ClientError, RetryPolicy, Transport};
-use tabir_crypto::DomainRegistration;
-use tabir_device_crypto::{domain_config, generate_key_domain, Encryptor};
+use tabir_client::{ClientError, RetryPolicy};
 use tabir_proto::routes::{self, CONTENT_TYPE_BLOB};
-use tabir_proto::Role;
-use tabir_server::{MasterKey, ServerConfig, Startup};
+use tabir_server::ServerConfig;
 
 #[derive(clap::Args)]
 pub struct ServerBenchArgs {
@@ -46,7 +44,6 @@ struct Report {
     latency_ms_max: f64,
 }
 
-const DOMAIN: &str = "bench";
 const NIK: &str = "3201014101900001";
 
 pub fn run(args: ServerBenchArgs) -> Result<(), String> {
@@ -85,10 +82,6 @@ pub fn run(args: ServerBenchArgs) -> Result<(), String> {
 }
 
 async fn load_run(args: &ServerBenchArgs) -> Result<Report, String> {
-    let failed = |e: &dyn std::fmt::Display| e.to_string();
-    let data = std::env::temp_dir().join(format!("tabir-bench-server-{}", std::process::id()));
-    let store = tabir_store::sqlite::SqliteStore::open(&data).map_err(|e| failed(&e))?;
-    let custodian = tabir_client::custody::new_signing_key();
     // One device verifies one subject over and over: quotas stay on (their accounting is part
     // of each request's cost) but high enough that the run measures throughput, not refusals.
     let mut config = ServerConfig {
@@ -103,80 +96,21 @@ async fn load_run(args: &ServerBenchArgs) -> Result<Report, String> {
         config.fhe_workers = workers.max(1);
     }
     let fhe_workers = config.fhe_workers;
-    let server = tabir_server::start(
-        Startup {
-            store: Arc::new(store),
-            server_key: tabir_server::load_or_create_server_key(
-                &data.join(tabir_server::SERVER_KEY_FILE),
-            )
-            .map_err(|e| failed(&e))?,
-            master_key: MasterKey::generate(),
-            config,
-            custodian_key: Some(tabir_proto::hex::encode(
-                custodian.verifying_key().as_bytes(),
-            )),
-            tls: None,
-        },
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| failed(&e))?,
-    )
-    .await
-    .map_err(|e| failed(&e))?;
-    let url = format!("http://{}", server.address);
-    let outcome = drive(args, &url, custodian).await;
-    let _ = server.shutdown(std::time::Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(&data);
+    let server = BenchServer::start("server", config).await?;
+    let outcome = drive(args, &server).await;
+    server.stop().await;
     outcome.map(|mut report| {
         report.fhe_workers = fhe_workers;
         report
     })
 }
 
-async fn drive(
-    args: &ServerBenchArgs,
-    url: &str,
-    custodian: ed25519_dalek::SigningKey,
-) -> Result<Report, String> {
+async fn drive(args: &ServerBenchArgs, server: &BenchServer) -> Result<Report, String> {
     let text = |e: ClientError| e.to_string();
-    let config =
-        domain_config(128, tabir_face::DEFAULT_COSINE_THRESHOLD).map_err(|e| e.to_string())?;
-    let domain = generate_key_domain(config).map_err(|e| e.to_string())?;
-    let encryptor =
-        Encryptor::new(&domain.evaluation_keys.public_key()).map_err(|e| e.to_string())?;
-    let (_device_share, delta) = domain
-        .custodian_share
-        .issue(&config)
-        .map_err(|e| e.to_string())?;
-    let admin = AdminClient::new(Transport::new(url, custodian, None).map_err(text)?);
-    let registration = DomainRegistration {
-        evaluation_keys: domain.evaluation_keys,
-        server_share: domain.server_share,
-        identify_threshold: tabir_device_crypto::identify_threshold(
-            &config,
-            tabir_face::DEFAULT_IDENTIFY_COSINE_THRESHOLD,
-        )
-        .map_err(|e| e.to_string())?,
-    }
-    .to_bytes();
-    admin
-        .register_domain(DOMAIN, &registration)
-        .await
-        .map_err(text)?;
-    let device = tabir_client::custody::new_signing_key();
-    admin
-        .register_key(
-            DOMAIN,
-            "bench device",
-            &device.verifying_key(),
-            Role::Device,
-            Some(&delta),
-        )
-        .await
-        .map_err(text)?;
-    let transport = Arc::new(
-        Transport::new(url, device, None)
-            .map_err(text)?
-            .with_retry(RetryPolicy::none()),
-    );
+    let BenchDomain {
+        encryptor, device, ..
+    } = bench_domain(server).await?;
+    let transport = Arc::new(device.with_retry(RetryPolicy::none()));
     let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(1);
     let enrolled = tabir_device_crypto::quantize::random_unit_vector(&mut rng, 128);
     let template = encryptor

@@ -5,6 +5,7 @@ mod bench;
 mod bench_face;
 mod bench_identify;
 mod bench_server;
+mod bench_setup;
 mod custody;
 mod face;
 mod office;
