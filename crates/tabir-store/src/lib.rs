@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod jobs;
 pub mod postgres;
 pub mod sqlite;
 

@@ -9,7 +9,7 @@
 //! over TLS (rustls, certificate and host name verified: verify-full); `sslmode=disable` in the
 //! URL turns TLS off explicitly.
 
-use crate::sqlite::{collect_bits, shard_ranges};
+use crate::jobs::{collect_bits, new_job, shard_ranges};
 use crate::{
     enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
     JobRecord, JobState, KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, ShardOutcome,
@@ -1125,19 +1125,7 @@ impl Store for PostgresStore {
             .map(|r| r.get(0))
             .collect();
         let shards = shard_ranges(&positions, shard_templates)?;
-        let record = JobRecord {
-            job_id: job_id.to_owned(),
-            domain: domain.to_owned(),
-            key_id: key_id.to_owned(),
-            state: JobState::Running,
-            gallery_size: positions.len() as u64,
-            shards_total: shards.len() as u32,
-            shards_done: 0,
-            error: None,
-            audit_seq: None,
-            created_at: now.to_owned(),
-            updated_at: now.to_owned(),
-        };
+        let record = new_job(job_id, domain, key_id, positions.len(), shards.len(), now);
         tx.execute(
             "INSERT INTO identify_jobs (job_id, domain, key_id, probe, state, gallery_size,
                  shards_total, shards_done, error, audit_seq, created_at, updated_at)

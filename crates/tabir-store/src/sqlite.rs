@@ -4,6 +4,7 @@
 //! read-only connections (r2d2), so they never wait behind a write. `secure_delete` overwrites
 //! deleted rows.
 
+use crate::jobs::{collect_bits, new_job, shard_ranges};
 use crate::{
     enum_name, parse_enum, parse_report, AuditSealer, Change, DomainRecord, EscrowRecord,
     JobRecord, JobState, KeyRecord, QuotaCheck, QuotaDecision, RequestRecord, Result, ShardOutcome,
@@ -550,29 +551,6 @@ fn end_job(
     Ok(())
 }
 
-/// A job's shards: the gallery's positions, in order, cut into consecutive runs of at most
-/// `per_shard` templates (0 counts as 1), numbered from 0. Shared with the PostgreSQL store.
-pub(crate) fn shard_ranges(positions: &[i64], per_shard: usize) -> Result<Vec<ShardRange>> {
-    let per_shard = per_shard.max(1);
-    // Shard numbers are stored as 32-bit integers.
-    if positions.len().div_ceil(per_shard) > i32::MAX as usize {
-        return Err(StoreError::Backend(
-            "too many shards: give a larger shard size".into(),
-        ));
-    }
-    Ok(positions
-        .chunks(per_shard)
-        .enumerate()
-        .filter_map(|(index, chunk)| {
-            Some(ShardRange {
-                shard: index as u32,
-                first_position: *chunk.first()?,
-                last_position: *chunk.last()?,
-            })
-        })
-        .collect())
-}
-
 /// An `identify_jobs` row read as [`JOB_COLUMNS`]; the inner result is the state's parse.
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<JobRecord>> {
     let state: String = row.get(3)?;
@@ -1024,19 +1002,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?
         };
         let shards = shard_ranges(&positions, shard_templates)?;
-        let record = JobRecord {
-            job_id: job_id.to_owned(),
-            domain: domain.to_owned(),
-            key_id: key_id.to_owned(),
-            state: JobState::Running,
-            gallery_size: positions.len() as u64,
-            shards_total: shards.len() as u32,
-            shards_done: 0,
-            error: None,
-            audit_seq: None,
-            created_at: now.to_owned(),
-            updated_at: now.to_owned(),
-        };
+        let record = new_job(job_id, domain, key_id, positions.len(), shards.len(), now);
         tx.execute(
             "INSERT INTO identify_jobs (job_id, domain, key_id, probe, state, gallery_size,
                  shards_total, shards_done, error, audit_seq, created_at, updated_at)
@@ -1238,25 +1204,6 @@ impl Store for SqliteStore {
             .collect::<std::result::Result<_, _>>()
             .map_err(backend)?;
         collect_bits(rows)
-    }
-}
-
-/// The bits of a running job's shards from `(shards_total, bit)` rows in shard order (one row
-/// with no bit for a job without shards): all of them, or None while some are missing.
-pub(crate) fn collect_bits(rows: Vec<(i64, Option<Vec<u8>>)>) -> Result<Option<Vec<Vec<u8>>>> {
-    let Some(&(total, _)) = rows.first() else {
-        return Ok(None);
-    };
-    if total == 0 {
-        return Ok(Some(Vec::new()));
-    }
-    let bits: Option<Vec<Vec<u8>>> = rows.into_iter().map(|(_, bit)| bit).collect();
-    match bits {
-        Some(bits) if bits.len() as i64 == total => Ok(Some(bits)),
-        Some(_) => Err(StoreError::Corrupt(
-            "a running job's shard count does not match its shards".into(),
-        )),
-        None => Ok(None),
     }
 }
 
