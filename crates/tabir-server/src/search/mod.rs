@@ -20,11 +20,14 @@ use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+use tabir_crypto::ServerKeys;
 use tabir_crypto::{Probe, ShardBit, Template, Threshold};
 use tabir_proto::audit::{Action, AuditEvent, Outcome};
 use tabir_proto::routes::Role;
 use tabir_proto::ErrorCode;
-use tabir_store::{Change, JobRecord, JobState, ShardOutcome, ShardRange, StoreError};
+use tabir_store::{
+    Change, DomainRecord, JobRecord, JobState, ShardOutcome, ShardRange, StoreError,
+};
 
 /// How searches are run by this process.
 #[derive(Clone, Debug)]
@@ -94,8 +97,9 @@ impl Task {
 pub enum TaskError {
     #[error("storage: {0}")]
     Store(#[from] StoreError),
-    #[error("the domain's keys are not available: {0}")]
-    Keys(ErrorCode),
+    /// The server could not do its part (keys not prepared, a commit refused): its code.
+    #[error("the server answered {0}")]
+    Server(ErrorCode),
     #[error("a stored ciphertext does not decode: {0}")]
     Crypto(#[from] tabir_crypto::CryptoError),
     #[error("the search pool stopped")]
@@ -111,7 +115,7 @@ impl TaskError {
     /// restarting): waited out without spending one of the task's attempts.
     fn is_transient(&self) -> bool {
         match self {
-            TaskError::Keys(code) => matches!(
+            TaskError::Server(code) => matches!(
                 code,
                 ErrorCode::Overloaded | ErrorCode::StorageUnavailable | ErrorCode::Unavailable
             ),
@@ -306,132 +310,141 @@ where
 /// Carry out one task. Returns the follow-up task (the combination, after the last shard).
 pub async fn run_task(state: &Arc<AppState>, task: &Task) -> Result<Option<Task>, TaskError> {
     match task {
-        Task::Shard { job_id, shard } => {
-            // The task only points at the shard: its domain and range are read from the store,
-            // so whoever can publish on the queue cannot narrow a search or redirect it.
-            let lookup = job_id.clone();
-            let Some(job) = blocking(state, move |store| store.job(&lookup)).await? else {
-                return Ok(None);
-            };
-            let lookup = job_id.clone();
-            let pending = blocking(state, move |store| store.pending_shards(&lookup)).await?;
-            let Some(range) = pending.into_iter().find(|range| range.shard == *shard) else {
-                // Done already (a redelivery), or the job ended: nothing to evaluate, but a
-                // redelivered last shard still queues the combination (harmless if done).
-                return Ok(
-                    (job.state == JobState::Running && job.shards_done == job.shards_total)
-                        .then(|| Task::combine(&job)),
-                );
-            };
-            let (domain, first_position, last_position) =
-                (&job.domain, &range.first_position, &range.last_position);
-            let lookup = job_id.clone();
-            let Some(probe) = blocking(state, move |store| store.job_probe(&lookup)).await? else {
-                // The job ended (cancelled, failed, done): nothing to do.
-                return Ok(None);
-            };
-            let keys = state
-                .domains
-                .get(state, domain)
-                .await
-                .map_err(|e| TaskError::Keys(e.code))?;
-            // The domain's 1:N threshold (its 1:1 one for domains registered before).
-            let lookup = domain.clone();
-            let record = blocking(state, move |store| store.domain_info(&lookup))
-                .await?
-                .ok_or_else(|| TaskError::Store(StoreError::UnknownDomain(domain.clone())))?;
-            let threshold = record.identify_threshold.map_or(
-                Threshold {
-                    cosine: record.threshold_cosine,
-                    score: record.threshold_score,
-                },
-                |(cosine, score)| Threshold { cosine, score },
-            );
-            let (lookup, first, last) = (domain.clone(), *first_position, *last_position);
-            let started = Instant::now();
-            let worker_keys = Arc::clone(&keys);
-            let store = Arc::clone(&state.store);
-            // The shard's templates are read, decoded and dropped on the search thread itself:
-            // their memory comes and goes on the pool's few threads, so a worker's peak memory
-            // is one shard's, whatever the gallery and however many shards it ran.
-            let bit = state
-                .search
-                .compute(move || -> Result<Vec<u8>, TaskError> {
-                    let stored = store.templates_in_range(&lookup, first, last)?;
-                    let (config, fingerprint) = (*worker_keys.config(), worker_keys.fingerprint());
-                    let probe = Probe::from_bytes(&probe, &config, fingerprint)?;
-                    let templates = stored
-                        .iter()
-                        .map(|blob| Template::from_bytes(blob, &config, fingerprint))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    drop(stored);
-                    let search = worker_keys.prepare_search(&probe, &threshold)?;
-                    Ok(worker_keys.search_shard(&search, &templates)?.to_bytes())
-                })
-                .await??;
-            state.metrics.fhe_job("identify_shard", started.elapsed());
-            let (lookup, shard) = (job_id.clone(), *shard);
-            let now = crate::time::rfc3339_now();
-            let outcome = blocking(state, move |store| {
-                store.finish_shard(&lookup, shard, &bit, &now)
-            })
-            .await?;
-            // The last shard queues the combination. A redelivered last shard (its worker died
-            // after recording the bit) queues it again: combining twice is harmless.
-            Ok(match outcome {
-                ShardOutcome::Recorded { done, total }
-                | ShardOutcome::AlreadyDone { done, total }
-                    if done == total =>
-                {
-                    Some(Task::combine(&job))
-                }
-                _ => None,
-            })
+        Task::Shard { job_id, shard } => run_shard(state, job_id, *shard).await,
+        Task::Combine { job_id } => combine(state, job_id).await.map(|()| None),
+    }
+}
+
+/// A domain's prepared keys, for a worker.
+async fn keys_for(state: &Arc<AppState>, domain: &str) -> Result<Arc<ServerKeys>, TaskError> {
+    state
+        .domains
+        .get(state, domain)
+        .await
+        .map_err(|e| TaskError::Server(e.code))
+}
+
+/// The threshold searches of a domain use: its 1:N one, or its 1:1 one for domains
+/// registered before 1:N had its own.
+fn search_threshold(record: &DomainRecord) -> Threshold {
+    let (cosine, score) = record
+        .identify_threshold
+        .unwrap_or((record.threshold_cosine, record.threshold_score));
+    Threshold { cosine, score }
+}
+
+/// Evaluate one shard and record its bit. The task only points at the shard: the domain and
+/// the range are read from the store, so whoever can publish on the queue cannot narrow a
+/// search or redirect it.
+async fn run_shard(
+    state: &Arc<AppState>,
+    job_id: &str,
+    shard: u32,
+) -> Result<Option<Task>, TaskError> {
+    let lookup = job_id.to_owned();
+    let Some(job) = blocking(state, move |store| store.job(&lookup)).await? else {
+        return Ok(None);
+    };
+    let lookup = job_id.to_owned();
+    let pending = blocking(state, move |store| store.pending_shards(&lookup)).await?;
+    let Some(range) = pending.into_iter().find(|range| range.shard == shard) else {
+        // Done already (a redelivery), or the job ended: nothing to evaluate, but a
+        // redelivered last shard still queues the combination (harmless if done).
+        return Ok(
+            (job.state == JobState::Running && job.shards_done == job.shards_total)
+                .then(|| Task::combine(&job)),
+        );
+    };
+    let lookup = job_id.to_owned();
+    let Some(probe) = blocking(state, move |store| store.job_probe(&lookup)).await? else {
+        // The job ended (cancelled, failed, done): nothing to do.
+        return Ok(None);
+    };
+    let keys = keys_for(state, &job.domain).await?;
+    let lookup = job.domain.clone();
+    let record = blocking(state, move |store| store.domain_info(&lookup))
+        .await?
+        .ok_or_else(|| TaskError::Store(StoreError::UnknownDomain(job.domain.clone())))?;
+    let threshold = search_threshold(&record);
+
+    let started = Instant::now();
+    let (store, domain) = (Arc::clone(&state.store), job.domain.clone());
+    // The shard's templates are read, decoded and dropped on the search thread itself: their
+    // memory comes and goes on the pool's few threads, so a worker's peak memory is one
+    // shard's, whatever the gallery and however many shards it ran.
+    let bit = state
+        .search
+        .compute(move || -> Result<Vec<u8>, TaskError> {
+            let stored =
+                store.templates_in_range(&domain, range.first_position, range.last_position)?;
+            let (config, fingerprint) = (*keys.config(), keys.fingerprint());
+            let probe = Probe::from_bytes(&probe, &config, fingerprint)?;
+            let templates = stored
+                .iter()
+                .map(|blob| Template::from_bytes(blob, &config, fingerprint))
+                .collect::<Result<Vec<_>, _>>()?;
+            drop(stored);
+            let search = keys.prepare_search(&probe, &threshold)?;
+            Ok(keys.search_shard(&search, &templates)?.to_bytes())
+        })
+        .await??;
+    state.metrics.fhe_job("identify_shard", started.elapsed());
+
+    let (lookup, now) = (job_id.to_owned(), crate::time::rfc3339_now());
+    let outcome = blocking(state, move |store| {
+        store.finish_shard(&lookup, shard, &bit, &now)
+    })
+    .await?;
+    // The last shard queues the combination. A redelivered last shard (its worker died after
+    // recording the bit) queues it again: combining twice is harmless.
+    Ok(match outcome {
+        ShardOutcome::Recorded { done, total } | ShardOutcome::AlreadyDone { done, total }
+            if done == total =>
+        {
+            Some(Task::combine(&job))
         }
-        Task::Combine { job_id } => {
-            let lookup = job_id.clone();
-            let Some(job) = blocking(state, move |store| store.job(&lookup)).await? else {
-                return Ok(None);
-            };
-            let domain = &job.domain;
-            let lookup = job_id.clone();
-            let Some(bits) = blocking(state, move |store| store.shard_bits(&lookup)).await? else {
-                // Not every shard is done (a duplicate), or the job ended.
-                return Ok(None);
-            };
-            let keys = state
-                .domains
-                .get(state, domain)
-                .await
-                .map_err(|e| TaskError::Keys(e.code))?;
-            let fingerprint = keys.fingerprint().to_hex();
-            let result = state
-                .search
-                .compute(move || -> Result<Vec<u8>, TaskError> {
-                    let (config, fingerprint) = (*keys.config(), keys.fingerprint());
-                    let shards = bits
-                        .iter()
-                        .map(|blob| ShardBit::from_bytes(blob, &config, fingerprint))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(keys.combine_shards(&shards)?.to_bytes())
-                })
-                .await??;
-            let mut event = job_event(&job, Outcome::Done);
-            event.key_fingerprint = Some(fingerprint);
-            let change = Change::FinishJob {
-                job_id: job_id.clone(),
-                result,
-            };
-            match state.commit(change, event).await {
-                Ok(entry) => {
-                    tracing::info!(job = %job_id, audit_seq = entry.seq, "search done");
-                    Ok(None)
-                }
-                // Another worker finished it first.
-                Err(error) if error.code == ErrorCode::JobEnded => Ok(None),
-                Err(error) => Err(TaskError::Keys(error.code)),
-            }
+        _ => None,
+    })
+}
+
+/// Every shard is done: combine their bits into the search's and escrow it with the job's
+/// Identify audit entry (once: a second combination finds the job ended).
+async fn combine(state: &Arc<AppState>, job_id: &str) -> Result<(), TaskError> {
+    let lookup = job_id.to_owned();
+    let Some(job) = blocking(state, move |store| store.job(&lookup)).await? else {
+        return Ok(());
+    };
+    let lookup = job_id.to_owned();
+    let Some(bits) = blocking(state, move |store| store.shard_bits(&lookup)).await? else {
+        // Not every shard is done (a duplicate), or the job ended.
+        return Ok(());
+    };
+    let keys = keys_for(state, &job.domain).await?;
+    let mut event = job_event(&job, Outcome::Done);
+    event.key_fingerprint = Some(keys.fingerprint().to_hex());
+    let result = state
+        .search
+        .compute(move || -> Result<Vec<u8>, TaskError> {
+            let (config, fingerprint) = (*keys.config(), keys.fingerprint());
+            let shards = bits
+                .iter()
+                .map(|blob| ShardBit::from_bytes(blob, &config, fingerprint))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(keys.combine_shards(&shards)?.to_bytes())
+        })
+        .await??;
+    let change = Change::FinishJob {
+        job_id: job_id.to_owned(),
+        result,
+    };
+    match state.commit(change, event).await {
+        Ok(entry) => {
+            tracing::info!(job = %job_id, audit_seq = entry.seq, "search done");
+            Ok(())
         }
+        // Another worker finished it first.
+        Err(error) if error.code == ErrorCode::JobEnded => Ok(()),
+        Err(error) => Err(TaskError::Server(error.code)),
     }
 }
 
