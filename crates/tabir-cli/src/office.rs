@@ -123,6 +123,31 @@ fn read_photo(path: &Path) -> Result<Vec<u8>, ClientError> {
     tabir_face::image_io::read_photo(path).map_err(ClientError::from)
 }
 
+/// The device's client (with the face pipeline when a photo is to be read) and a runtime to
+/// drive it, or the exit status of a failure already reported.
+fn open_device(
+    device: &DeviceArgs,
+    with_face: bool,
+) -> Result<(OfficeClient, tokio::runtime::Runtime), ExitCode> {
+    let opened = (|| -> Result<OfficeClient, String> {
+        let config = ClientConfig::load(device.config.as_deref()).map_err(|e| e.to_string())?;
+        let passphrase = passphrase(PASSPHRASE_ENV, "this device's key files", false)?;
+        if !with_face {
+            return OfficeClient::open_without_face(&config, &passphrase)
+                .map_err(|e| e.to_string());
+        }
+        let face = Arc::new(device.pipeline.load()?);
+        OfficeClient::open(&config, &passphrase, face).map_err(|e| e.to_string())
+    })();
+    let client =
+        opened.map_err(|message| report_error(device.json, "config", "config", &message))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| report_error(device.json, "config", "runtime", &e.to_string()))?;
+    Ok((client, runtime))
+}
+
 pub fn run(operation: Operation) -> ExitCode {
     let device = match &operation {
         Operation::Enroll(a) | Operation::Verify(a) => &a.device,
@@ -153,27 +178,10 @@ pub fn run(operation: Operation) -> ExitCode {
         Ok(photo) => photo,
         Err(e) => return client_error(as_json, &e),
     };
-    let opened = (|| -> Result<OfficeClient, String> {
-        let config = ClientConfig::load(device.config.as_deref()).map_err(|e| e.to_string())?;
-        let passphrase = passphrase(PASSPHRASE_ENV, "this device's key files", false)?;
-        if photo.is_none() {
-            // Deleting needs no face models.
-            return OfficeClient::open_without_face(&config, &passphrase)
-                .map_err(|e| e.to_string());
-        }
-        let face = Arc::new(device.pipeline.load()?);
-        OfficeClient::open(&config, &passphrase, face).map_err(|e| e.to_string())
-    })();
-    let client = match opened {
-        Ok(client) => client,
-        Err(message) => return report_error(as_json, "config", "config", &message),
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return report_error(as_json, "config", "runtime", &e.to_string()),
+    // Deleting needs no face models.
+    let (client, runtime) = match open_device(device, photo.is_some()) {
+        Ok(opened) => opened,
+        Err(exit) => return exit,
     };
     let masked = subject.as_ref().map(|s| s.to_string());
     let photo = photo.unwrap_or_default();
@@ -246,28 +254,10 @@ pub fn identify(args: IdentifyArgs) -> ExitCode {
         Ok(photo) => photo,
         Err(e) => return client_error(as_json, &e),
     };
-    let opened = (|| -> Result<OfficeClient, String> {
-        let config =
-            ClientConfig::load(args.device.config.as_deref()).map_err(|e| e.to_string())?;
-        let passphrase = passphrase(PASSPHRASE_ENV, "this device's key files", false)?;
-        if photo.is_none() {
-            // Following or cancelling a job needs no face models.
-            return OfficeClient::open_without_face(&config, &passphrase)
-                .map_err(|e| e.to_string());
-        }
-        let face = Arc::new(args.device.pipeline.load()?);
-        OfficeClient::open(&config, &passphrase, face).map_err(|e| e.to_string())
-    })();
-    let client = match opened {
-        Ok(client) => client,
-        Err(message) => return report_error(as_json, "config", "config", &message),
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return report_error(as_json, "config", "runtime", &e.to_string()),
+    // Following or cancelling a job needs no face models.
+    let (client, runtime) = match open_device(&args.device, photo.is_some()) {
+        Ok(opened) => opened,
+        Err(exit) => return exit,
     };
     if let Some(job_id) = &args.cancel {
         return match runtime.block_on(client.cancel_identification(job_id)) {
