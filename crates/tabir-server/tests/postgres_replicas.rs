@@ -11,7 +11,6 @@ use reqwest::Method;
 use support::process::ServerProcess;
 use support::*;
 use tabir_proto::audit::{self, Action, LogEntry, Outcome};
-use tabir_proto::messages::AuditPage;
 use tabir_proto::{routes, Role};
 
 const SUBJECTS: usize = 12;
@@ -49,29 +48,6 @@ async fn register_device(
     .await
     .expect(201);
     key
-}
-
-/// The whole log, read page by page through `http`.
-async fn whole_log(http: &Http, custodian: &ed25519_dalek::SigningKey) -> Vec<LogEntry> {
-    let mut entries = Vec::new();
-    let mut after = 0;
-    loop {
-        let page: AuditPage = http
-            .send(
-                custodian,
-                Method::GET,
-                &routes::audit_page(after, routes::AUDIT_PAGE_MAX),
-                Vec::new(),
-            )
-            .await
-            .expect(200)
-            .json();
-        entries.extend(page.entries);
-        match page.next_after {
-            Some(next) => after = next,
-            None => return entries,
-        }
-    }
 }
 
 #[test]

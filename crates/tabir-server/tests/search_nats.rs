@@ -26,7 +26,7 @@ use support::*;
 use tabir_device_crypto::quantize::{quantise, random_unit_vector, vector_at_cosine};
 use tabir_device_crypto::DecryptionShare;
 use tabir_proto::audit::{self, Action, LogEntry, Outcome};
-use tabir_proto::messages::{AuditPage, DeviceInfo, IdentificationJob, JobStatus};
+use tabir_proto::messages::{DeviceInfo, IdentificationJob, JobStatus};
 use tabir_proto::{routes, Role};
 
 /// One test at a time: each runs server processes that share this machine's few cores, and
@@ -372,29 +372,6 @@ async fn shards_run(http: &Http) -> u64 {
     text.lines()
         .find_map(|line| line.strip_prefix("tabir_fhe_jobs_total{op=\"identify_shard\"} "))
         .map_or(0, |count| count.trim().parse().unwrap())
-}
-
-/// The whole log, read page by page through `http`.
-async fn whole_log(http: &Http, custodian: &SigningKey) -> Vec<LogEntry> {
-    let mut entries = Vec::new();
-    let mut after = 0;
-    loop {
-        let page: AuditPage = http
-            .send(
-                custodian,
-                Method::GET,
-                &routes::audit_page(after, routes::AUDIT_PAGE_MAX),
-                Vec::new(),
-            )
-            .await
-            .expect(200)
-            .json();
-        entries.extend(page.entries);
-        match page.next_after {
-            Some(next) => after = next,
-            None => return entries,
-        }
-    }
 }
 
 /// Send `signal` (`STOP`, `CONT`) to a server process.

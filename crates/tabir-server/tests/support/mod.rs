@@ -442,6 +442,29 @@ pub async fn wait_job(
     panic!("identification job {job_id} did not end within two minutes");
 }
 
+/// The whole log, read page by page through `http` (as a custodian or an auditor).
+pub async fn whole_log(http: &Http, reader: &SigningKey) -> Vec<tabir_proto::audit::LogEntry> {
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: tabir_proto::messages::AuditPage = http
+            .send(
+                reader,
+                Method::GET,
+                &routes::audit_page(after, routes::AUDIT_PAGE_MAX),
+                Vec::new(),
+            )
+            .await
+            .expect(200)
+            .json();
+        entries.extend(page.entries);
+        match page.next_after {
+            Some(next) => after = next,
+            None => return entries,
+        }
+    }
+}
+
 /// Poll /healthz until it answers 200 (no sleeps in place of readiness).
 pub async fn wait_healthy(http: &Http) {
     for _ in 0..200 {
