@@ -36,6 +36,7 @@ pub mod custody;
 pub mod error;
 pub mod escrow;
 pub mod office;
+pub mod outbox;
 pub mod sealed;
 pub mod transport;
 

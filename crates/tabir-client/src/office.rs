@@ -45,11 +45,13 @@ pub struct WireBytes {
     pub received: usize,
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct EnrolOutcome {
     /// An earlier template of the subject was replaced.
     pub replaced: bool,
     pub audit_seq: u64,
+    /// The request id of the enrolment (for support: the server logs it).
+    pub request_id: Option<String>,
     pub timings: Timings,
     pub bytes: WireBytes,
 }
@@ -70,6 +72,8 @@ pub struct VerifyOutcome {
     pub decision: Decision,
     /// The audit entry that escrows the result (what the report refers to).
     pub audit_seq: u64,
+    /// The request id of the question that produced the result (for support).
+    pub request_id: Option<String>,
     pub report: ReportStatus,
     pub timings: Timings,
     pub bytes: WireBytes,
@@ -87,10 +91,11 @@ pub struct SubmittedJob {
 pub type IdentifyOutcome = VerifyOutcome;
 
 /// A decision read but not reported yet (for integrators who report separately).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct UnreportedDecision {
     pub decision: Decision,
     pub audit_seq: u64,
+    pub request_id: Option<String>,
     pub timings: Timings,
     pub bytes: WireBytes,
 }
@@ -207,6 +212,17 @@ impl OfficeClient {
         &self.domain
     }
 
+    /// Is the server reachable, and does it know this device's key domain? One signed request,
+    /// no retries: for a status light. Ok(false) when the server cannot be reached; an error
+    /// when it answers with a refusal (a revoked device, an unknown domain).
+    pub async fn ping(&self) -> Result<bool> {
+        match self.transport.probe(&routes::domain(&self.domain)).await {
+            Ok(_) => Ok(true),
+            Err(error) if crate::outbox::is_unreachable(&error) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The face pipeline on a blocking thread: photo bytes to an embedding, or the reason the
     /// photo is refused.
     pub async fn embed(&self, photo: Vec<u8>) -> Result<Embedding> {
@@ -283,8 +299,30 @@ impl OfficeClient {
     ) -> Result<EnrolOutcome> {
         let started = Instant::now();
         let encrypting = Instant::now();
-        let template = self.encryptor.encrypt_template(embedding)?.to_bytes();
+        let template = self.encrypt_template(embedding)?;
         let encrypt_ms = ms(encrypting);
+        let mut outcome = self.send_template(subject, template).await?;
+        outcome.timings.encrypt_ms = encrypt_ms;
+        outcome.timings.total_ms = ms(started);
+        Ok(outcome)
+    }
+
+    /// The enrolment template of an embedding, encrypted with the domain's public key (the
+    /// bytes [`OfficeClient::send_template`] sends). Nothing on this device can decrypt it, so
+    /// it may wait on disk for the server (the counter app's queue seals it all the same: the
+    /// subject's NIK goes with it).
+    pub fn encrypt_template(&self, embedding: &[f32]) -> Result<Vec<u8>> {
+        Ok(self.encryptor.encrypt_template(embedding)?.to_bytes())
+    }
+
+    /// Send an encrypted template made by [`OfficeClient::encrypt_template`] (enrolment is
+    /// idempotent: sending the same template twice leaves one enrolment).
+    pub async fn send_template(
+        &self,
+        subject: &SubjectId,
+        template: Vec<u8>,
+    ) -> Result<EnrolOutcome> {
+        let started = Instant::now();
         let (reply, server_ms) = self
             .exchange(
                 Method::PUT,
@@ -298,8 +336,8 @@ impl OfficeClient {
         Ok(EnrolOutcome {
             replaced: receipt.replaced,
             audit_seq: receipt.audit_seq,
+            request_id: reply.request_id.clone(),
             timings: Timings {
-                encrypt_ms,
                 server_ms,
                 total_ms: ms(started),
                 ..Timings::default()
@@ -511,6 +549,7 @@ impl OfficeClient {
         Ok(UnreportedDecision {
             decision,
             audit_seq,
+            request_id: reply.request_id.clone(),
             timings: Timings {
                 decrypt_ms: ms(decrypting),
                 ..Timings::default()
@@ -529,6 +568,7 @@ impl OfficeClient {
         VerifyOutcome {
             decision: read.decision,
             audit_seq: read.audit_seq,
+            request_id: read.request_id,
             report,
             timings: read.timings,
             bytes: read.bytes,

@@ -65,6 +65,9 @@ pub struct Reply {
     pub attempts: u32,
     /// The audit entry that escrows a verification's or identification's result.
     pub audit_seq: Option<u64>,
+    /// The request id sent with every attempt (none for GET): what support looks up in the
+    /// server's log.
+    pub request_id: Option<String>,
 }
 
 /// A signing HTTP client for one key and one server.
@@ -182,6 +185,30 @@ impl Transport {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<Reply> {
+        self.send_with(self.retry, method, path, body, content_type)
+            .await
+    }
+
+    /// A signed GET tried once: is the server there now? (A status light, not an operation.)
+    pub async fn probe(&self, path: &str) -> Result<Reply> {
+        self.send_with(
+            RetryPolicy::none(),
+            Method::GET,
+            path,
+            Vec::new(),
+            tabir_proto::routes::CONTENT_TYPE_JSON,
+        )
+        .await
+    }
+
+    async fn send_with(
+        &self,
+        retry: RetryPolicy,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Reply> {
         let request_id = (method != Method::GET).then(request_id);
         let mut attempt = 0;
         loop {
@@ -192,28 +219,29 @@ impl Transport {
             let wait = match outcome {
                 Attempt::Done(mut reply) => {
                     reply.attempts = attempt;
+                    reply.request_id = request_id;
                     return Ok(reply);
                 }
                 Attempt::Refused(error) => return Err(error),
                 Attempt::Busy { retry_after } => {
-                    if attempt >= self.retry.attempts {
+                    if attempt >= retry.attempts {
                         return Err(ClientError::Overloaded { attempts: attempt });
                     }
                     retry_after
                         .unwrap_or_default()
-                        .max(self.retry.delay(attempt - 1))
+                        .max(retry.delay(attempt - 1))
                 }
                 Attempt::Failed(detail) => {
-                    if attempt >= self.retry.attempts {
+                    if attempt >= retry.attempts {
                         return Err(ClientError::Network {
                             server: self.base.clone(),
                             detail,
                         });
                     }
-                    self.retry.delay(attempt - 1)
+                    retry.delay(attempt - 1)
                 }
             };
-            tokio::time::sleep(wait.min(self.retry.max_delay)).await;
+            tokio::time::sleep(wait.min(retry.max_delay)).await;
         }
     }
 
@@ -280,6 +308,7 @@ impl Transport {
                 status,
                 attempts: 0,
                 audit_seq,
+                request_id: None,
             }),
             429 => {
                 // A quota is a refusal worth reporting at once, not a wait.
