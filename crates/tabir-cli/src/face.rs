@@ -40,10 +40,12 @@ pub enum FaceCommand {
 
 #[derive(Args)]
 pub struct PipelineArgs {
-    /// Folder holding the pinned models (default: the checkout's models/, or TABIR_MODELS_DIR).
+    /// Folder holding the pinned models (default: TABIR_MODELS_DIR, else models/ next to the
+    /// binary, in the data folder, or in the source checkout: see `tabir doctor`).
     #[arg(long)]
     pub models: Option<PathBuf>,
-    /// ONNX Runtime library (default: ORT_DYLIB_PATH, or .ort/lib from scripts/setup-ort.sh).
+    /// ONNX Runtime library (default: ORT_DYLIB_PATH, else next to the binary, in the data
+    /// folder, or .ort/lib from scripts/setup-ort.sh: see `tabir doctor`).
     #[arg(long)]
     pub runtime: Option<PathBuf>,
     /// Inference threads per model.

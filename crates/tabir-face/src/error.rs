@@ -42,7 +42,7 @@ pub enum FaceError {
     TooBlurry,
 
     #[error(
-        "ONNX Runtime is not available: {detail}. Run scripts/setup-ort.sh, or set ORT_DYLIB_PATH"
+        "ONNX Runtime is not available: {detail}. Copy libonnxruntime.so.1.31.1 next to tabir, or set ORT_DYLIB_PATH (see `tabir doctor`)"
     )]
     RuntimeUnavailable { detail: String },
 
