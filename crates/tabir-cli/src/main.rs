@@ -6,7 +6,9 @@ mod bench_face;
 mod bench_identify;
 mod bench_server;
 mod bench_setup;
+// mod counter; (re-enabled once tabir_face::liveness lands)
 mod custody;
+mod doctor;
 mod face;
 mod office;
 mod secrets;
@@ -40,6 +42,11 @@ enum Command {
     Identify(office::IdentifyArgs),
     /// Delete a subject's enrolment (the audit log keeps the event, not the data).
     Delete(office::SubjectOnly),
+    /// The counter app: a local web page with the camera, live guidance and the liveness
+    /// check, for enrol, verify and identify (`tabir office serve`).
+    #[cfg(any())]
+    #[command(subcommand)]
+    Office(counter::OfficeCommand),
     /// Key domains and device keys, for custodians.
     #[command(subcommand)]
     Custody(custody::CustodyCommand),
@@ -50,6 +57,9 @@ enum Command {
     /// decisions devices reported against the escrowed results.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Is this office PC ready? Checks ONNX Runtime, the face models, the device bundle, the
+    /// server and the clock, with a fix for each problem. Exit 0 when nothing fails, 1 otherwise.
+    Doctor(doctor::DoctorArgs),
     /// Measure the hot paths on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -63,8 +73,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => return office::run(office::Operation::Verify(args)),
         Command::Identify(args) => return office::identify(args),
         Command::Delete(args) => return office::run(office::Operation::Delete(args)),
+        #[cfg(any())]
+        Command::Office(command) => counter::run(command).map(|()| ExitCode::SUCCESS),
         Command::Custody(command) => custody::run(command).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => audit::run(command),
+        Command::Doctor(args) => return doctor::run(args),
         Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
