@@ -13,6 +13,7 @@ pub mod align;
 pub mod detect;
 pub mod error;
 pub mod image_io;
+pub mod liveness;
 pub mod pipeline;
 pub mod quality;
 pub mod runtime;
