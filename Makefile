@@ -1,15 +1,22 @@
 # Tabir: the commands a new user runs. `make test` is what CI runs.
-.PHONY: demo test examples bench-crypto bench-face bench-server fuzz
+.PHONY: demo counter test examples bench-crypto bench-face bench-server fuzz
 
 # Tabir end to end on this machine: key domain, local server, device, enrol, verify (match and
 # no match), identify, delete, audit log; each step with its time and bytes on the wire.
 demo:
 	./scripts/demo.sh
 
-# ONNX Runtime's library comes from the pinned PyPI wheel (scripts/setup-ort.sh), then tests.
-# The examples run too, so they cannot rot.
+# The counter app (and the auditor page) on this machine, against a throwaway local server:
+# open http://127.0.0.1:8080/ in a browser with a camera. Ctrl-C stops it.
+counter:
+	./scripts/counter.sh
+
+# ONNX Runtime's library comes from the pinned PyPI wheel (scripts/setup-ort.sh), Chromium and
+# ChromeDriver from Debian (scripts/setup-browser.sh, for the counter app's browser test), then
+# tests. The examples run too, so they cannot rot.
 test:
 	./scripts/setup-ort.sh
+	./scripts/setup-browser.sh
 	cargo test --workspace
 	$(MAKE) --no-print-directory examples
 

@@ -6,7 +6,7 @@ mod bench_face;
 mod bench_identify;
 mod bench_server;
 mod bench_setup;
-// mod counter; (re-enabled once tabir_face::liveness lands)
+mod counter;
 mod custody;
 mod doctor;
 mod face;
@@ -44,7 +44,6 @@ enum Command {
     Delete(office::SubjectOnly),
     /// The counter app: a local web page with the camera, live guidance and the liveness
     /// check, for enrol, verify and identify (`tabir office serve`).
-    #[cfg(any())]
     #[command(subcommand)]
     Office(counter::OfficeCommand),
     /// Key domains and device keys, for custodians.
@@ -73,7 +72,6 @@ fn main() -> ExitCode {
         Command::Verify(args) => return office::run(office::Operation::Verify(args)),
         Command::Identify(args) => return office::identify(args),
         Command::Delete(args) => return office::run(office::Operation::Delete(args)),
-        #[cfg(any())]
         Command::Office(command) => counter::run(command).map(|()| ExitCode::SUCCESS),
         Command::Custody(command) => custody::run(command).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => audit::run(command),

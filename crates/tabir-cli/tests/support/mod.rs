@@ -4,6 +4,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, dead_code)]
 
+pub mod webdriver;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,6 +61,18 @@ impl ServerProcess {
     /// As [`ServerProcess::start`], logging at `level` (`RUST_LOG`) to the file `log`, or to
     /// the test's stderr.
     pub fn start_logging(data: &Path, extra: &[&str], level: &str, log: Option<&Path>) -> Self {
+        Self::start_at(data, "127.0.0.1:0", extra, level, log)
+    }
+
+    /// As [`ServerProcess::start_logging`], listening on `listen` (a fixed address lets a
+    /// test restart the server where its clients expect it).
+    pub fn start_at(
+        data: &Path,
+        listen: &str,
+        extra: &[&str],
+        level: &str,
+        log: Option<&Path>,
+    ) -> Self {
         let stderr = match log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::inherit(),
@@ -68,7 +82,7 @@ impl ServerProcess {
             .arg(data)
             .arg("--master-key")
             .arg(master_key_path(data))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(extra)
             .env("RUST_LOG", level)
             .stdout(Stdio::piped())

@@ -1,0 +1,660 @@
+//! The counter app's HTTP API, for its own page only (see the module above for the token and
+//! Host checks). JSON in and out, camera frames as JPEG bodies; errors as
+//! `{"error": {"code", "message"}}` with codes the page words in the operator's language.
+
+use super::assets;
+use super::capture::{self, Action, Capture, Feedback, Phase, Refusal};
+use super::link::Link;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State as AxumState};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tabir_client::office::Timings;
+use tabir_client::outbox::{is_unreachable, EntryState, Outbox};
+use tabir_client::{ClientError, OfficeClient};
+use tabir_face::liveness::Turn;
+use tabir_face::FacePipeline;
+use tabir_proto::SubjectId;
+
+/// A camera frame is a JPEG of at most 1280x720 or so; anything larger is not one.
+const MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
+/// Captures open at once (one counter, one camera: a few at most, from page reloads).
+const MAX_CAPTURES: usize = 8;
+/// The header carrying the page's token.
+pub const TOKEN_HEADER: &str = "x-tabir-counter";
+
+#[derive(Clone)]
+pub struct State(Arc<Inner>);
+
+struct Inner {
+    client: OfficeClient,
+    face: Arc<FacePipeline>,
+    outbox: Outbox,
+    server: String,
+    language: String,
+    token: String,
+    address: SocketAddr,
+    captures: Mutex<HashMap<String, Capture>>,
+    link: Link,
+}
+
+impl State {
+    pub fn new(
+        client: OfficeClient,
+        face: Arc<FacePipeline>,
+        outbox: Outbox,
+        server: String,
+        language: String,
+        address: SocketAddr,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            client,
+            face,
+            outbox,
+            server,
+            language,
+            token: random_hex(),
+            address,
+            captures: Mutex::new(HashMap::new()),
+            link: Link::default(),
+        }))
+    }
+
+    pub fn client(&self) -> &OfficeClient {
+        &self.0.client
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.0.outbox
+    }
+
+    pub fn link(&self) -> &Link {
+        &self.0.link
+    }
+
+    fn captures(&self) -> std::sync::MutexGuard<'_, HashMap<String, Capture>> {
+        // A panic while holding the lock leaves captures in a state still safe to read.
+        self.0
+            .captures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    tabir_proto::hex::encode(&bytes)
+}
+
+/// An error for the page: a code it words, a message for support, a status.
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(error: ClientError) -> Self {
+        let status = match &error {
+            ClientError::Photo(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ClientError::Refused { .. } => StatusCode::CONFLICT,
+            ClientError::Network { .. } | ClientError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, &error.code(), error.to_string())
+    }
+}
+
+pub fn router(state: State) -> Router {
+    let api = Router::new()
+        .route("/api/status", get(status))
+        .route("/api/frames", post(preview_frame))
+        .route("/api/captures", post(start_capture))
+        .route("/api/captures/{id}", delete(cancel_capture))
+        .route("/api/captures/{id}/frames", post(capture_frame))
+        .route("/api/captures/{id}/decide", post(decide))
+        .route("/api/queue/send", post(send_queue))
+        .route("/api/queue/{id}", delete(remove_queued))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/", get(page))
+        .route("/assets/{name}", get(asset))
+        .merge(api)
+        .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_local_host,
+        ))
+        .with_state(state)
+}
+
+/// Only requests addressed to this machine by name or loopback address (a page on another
+/// site that rebinds its DNS name to 127.0.0.1 sends its own name).
+async fn require_local_host(
+    AxumState(state): AxumState<State>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let port = state.0.address.port();
+    let allowed = [
+        state.0.address.to_string(),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    if allowed.iter().any(|a| a == host) {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "wrong_host",
+            "open the counter app at the address it printed",
+        )
+        .into_response()
+    }
+}
+
+async fn require_token(
+    AxumState(state): AxumState<State>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let sent = request
+        .headers()
+        .get(TOKEN_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let expected = state.0.token.as_bytes();
+    // Length first, then every byte (no early exit on the first difference).
+    let same = sent.len() == expected.len()
+        && sent
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_token",
+            "reload the counter app page",
+        )
+        .into_response()
+    }
+}
+
+async fn page(AxumState(state): AxumState<State>) -> Response {
+    let html = assets::page(&state.0.token, &state.0.language);
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+                 connect-src 'self'; frame-ancestors 'none'",
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match assets::file(&name) {
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    server: String,
+    domain: String,
+    /// null until the first check.
+    online: Option<bool>,
+    /// Why the server is considered down (or refuses this device), for support.
+    problem: Option<String>,
+    queue: Vec<tabir_client::outbox::QueuedEntry>,
+    last_sent: Vec<tabir_client::outbox::SentEntry>,
+}
+
+async fn status(AxumState(state): AxumState<State>) -> Result<Json<Status>, ApiError> {
+    let outbox = state.clone();
+    let queue = tokio::task::spawn_blocking(move || outbox.outbox().list())
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
+    let link = state.link().snapshot();
+    Ok(Json(Status {
+        server: state.0.server.clone(),
+        domain: state.client().domain().to_owned(),
+        online: link.online,
+        problem: link.problem,
+        queue,
+        last_sent: link.last_sent,
+    }))
+}
+
+fn blocking_failed(error: tokio::task::JoinError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("face pipeline task: {error}"),
+    )
+}
+
+fn check_frame(body: &Bytes) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_frame",
+            "the frame is empty",
+        ));
+    }
+    Ok(())
+}
+
+/// Live feedback with no capture running: the face box and the first failing gate.
+async fn preview_frame(
+    AxumState(state): AxumState<State>,
+    body: Bytes,
+) -> Result<Json<Feedback>, ApiError> {
+    check_frame(&body)?;
+    let started = Instant::now();
+    let face = state.0.face.clone();
+    let analysis = tokio::task::spawn_blocking(move || capture::analyse(&face, &body))
+        .await
+        .map_err(blocking_failed)?
+        .map_err(ClientError::from)?;
+    let mut preview = Capture::new(Action::Verify, None, Turn::Left);
+    // A preview never advances past the frontal check: it only reports.
+    let mut feedback = preview.observe(analysis, ms(started), Instant::now());
+    feedback.phase = Phase::Frontal;
+    feedback.process_ms = ms(started);
+    Ok(Json(feedback))
+}
+
+#[derive(Deserialize)]
+struct StartCapture {
+    action: Action,
+    /// The NIK (16 digits) for enrol and verify.
+    #[serde(default)]
+    nik: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Started {
+    id: String,
+    prompt: Turn,
+}
+
+async fn start_capture(
+    AxumState(state): AxumState<State>,
+    Json(request): Json<StartCapture>,
+) -> Result<Json<Started>, ApiError> {
+    let subject = match (request.action, request.nik.as_deref()) {
+        (Action::Identify, _) => None,
+        (_, Some(nik)) => Some(SubjectId::parse(nik).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_nik",
+                "a NIK is 16 digits with a valid region, birth date and serial",
+            )
+        })?),
+        (_, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_nik",
+                "enter the recipient's NIK first",
+            ))
+        }
+    };
+    let mut bit = [0u8; 1];
+    rand::rngs::OsRng.fill_bytes(&mut bit);
+    let prompt = Turn::from_random_bit(bit[0] & 1 == 1);
+    let id = random_hex();
+    let mut captures = state.captures();
+    let now = Instant::now();
+    captures.retain(|_, c| now.duration_since(c.created) < capture::CAPTURE_LIFETIME);
+    if captures.len() >= MAX_CAPTURES {
+        // The oldest goes: a page reloaded many times must not lock the counter out.
+        if let Some(oldest) = captures
+            .iter()
+            .min_by_key(|(_, c)| c.created)
+            .map(|(k, _)| k.clone())
+        {
+            captures.remove(&oldest);
+        }
+    }
+    captures.insert(id.clone(), Capture::new(request.action, subject, prompt));
+    Ok(Json(Started { id, prompt }))
+}
+
+fn unknown_capture() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_capture",
+        "this capture has ended; start again",
+    )
+}
+
+async fn cancel_capture(AxumState(state): AxumState<State>, Path(id): Path<String>) -> StatusCode {
+    state.captures().remove(&id);
+    StatusCode::NO_CONTENT
+}
+
+async fn capture_frame(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Feedback>, ApiError> {
+    check_frame(&body)?;
+    if !state.captures().contains_key(&id) {
+        return Err(unknown_capture());
+    }
+    let started = Instant::now();
+    let face = state.0.face.clone();
+    let analysis = tokio::task::spawn_blocking(move || capture::analyse(&face, &body))
+        .await
+        .map_err(blocking_failed)?
+        .map_err(ClientError::from)?;
+    let mut captures = state.captures();
+    let capture = captures.get_mut(&id).ok_or_else(unknown_capture)?;
+    Ok(Json(capture.observe(analysis, ms(started), Instant::now())))
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e4).round() / 10.0
+}
+
+/// The answer the page shows in large: what happened and what to do next.
+#[derive(Serialize, Default)]
+pub struct Outcome {
+    /// match, no_match, enrolled, replaced, queued, retake
+    outcome: &'static str,
+    /// For retake: why (a liveness refusal, a photo gate, the same-face check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_id: Option<String>,
+    /// The NIK masked, for the operator to confirm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    /// Whether the decision reached the audit log as reported (verify and identify).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reported: Option<bool>,
+    timings: Option<Timings>,
+}
+
+fn retake(reason: &str) -> Outcome {
+    Outcome {
+        outcome: "retake",
+        reason: Some(reason.to_owned()),
+        ..Outcome::default()
+    }
+}
+
+async fn decide(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<Json<Outcome>, ApiError> {
+    let started = Instant::now();
+    let (action, subject, frames) = {
+        let mut captures = state.captures();
+        let capture = captures.get_mut(&id).ok_or_else(unknown_capture)?;
+        capture.tick(Instant::now());
+        match capture.phase() {
+            Phase::Failed { reason } => {
+                let reason = refusal_code(reason);
+                captures.remove(&id);
+                return Ok(Json(retake(reason)));
+            }
+            Phase::Passed { .. } => {}
+            Phase::Frontal | Phase::Turn { .. } => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "liveness_pending",
+                    "the liveness check has not passed yet",
+                ))
+            }
+        }
+        let frames = capture.take_frames().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "already_decided",
+                "this capture was used already; start again",
+            )
+        })?;
+        (capture.action, capture.subject.clone(), frames)
+    };
+    // The capture is spent: one capture, one decision.
+    state.captures().remove(&id);
+
+    let face = state.0.face.clone();
+    let embedded = tokio::task::spawn_blocking(move || {
+        let (frontal, frontal_face, turned, turned_face) = frames;
+        let frontal_crop = tabir_face::align::align(frontal.image(), &frontal_face.landmarks);
+        let turned_crop = tabir_face::align::align(turned.image(), &turned_face.landmarks);
+        let matched = face.embed_aligned(&frontal_crop)?;
+        let turned = face.embed_aligned(&turned_crop)?;
+        let same_face = matched.cosine(&turned);
+        Ok::<_, tabir_face::FaceError>((matched, same_face))
+    })
+    .await
+    .map_err(blocking_failed)?
+    .map_err(ClientError::from)?;
+    let (embedding, same_face) = embedded;
+    let face_ms = ms(started);
+    if same_face < capture::MIN_SAME_FACE_COSINE {
+        return Ok(Json(retake(refusal_code(Refusal::DifferentFace))));
+    }
+    let masked = subject.as_ref().map(ToString::to_string);
+    let mut outcome = match (action, subject) {
+        (Action::Enrol, Some(subject)) => enrol(&state, &subject, embedding.as_slice()).await?,
+        (Action::Verify, Some(subject)) => {
+            let verified = state
+                .client()
+                .verify_embedding(&subject, embedding.as_slice())
+                .await;
+            decision_outcome(&state, verified)?
+        }
+        (Action::Identify, _) => {
+            let identified = state
+                .client()
+                .identify_embedding(embedding.as_slice())
+                .await;
+            decision_outcome(&state, identified)?
+        }
+        (_, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_nik",
+                "enter the recipient's NIK first",
+            ))
+        }
+    };
+    outcome.subject = masked;
+    let timings = outcome.timings.get_or_insert_with(Timings::default);
+    timings.face_ms = face_ms;
+    timings.total_ms = ms(started);
+    Ok(Json(outcome))
+}
+
+fn decision_outcome(
+    state: &State,
+    result: Result<tabir_client::office::VerifyOutcome, ClientError>,
+) -> Result<Outcome, ApiError> {
+    match result {
+        Ok(read) => {
+            state.link().mark_online();
+            Ok(Outcome {
+                outcome: if read.decision.is_match() {
+                    "match"
+                } else {
+                    "no_match"
+                },
+                audit_seq: Some(read.audit_seq),
+                request_id: read.request_id.clone(),
+                reported: Some(matches!(
+                    read.report,
+                    tabir_client::office::ReportStatus::Reported { .. }
+                )),
+                timings: Some(read.timings),
+                ..Outcome::default()
+            })
+        }
+        Err(error) => {
+            if is_unreachable(&error) {
+                state.link().mark_offline(&error.to_string());
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// Enrol now, or queue it (sealed) when the server cannot be reached.
+async fn enrol(state: &State, subject: &SubjectId, embedding: &[f32]) -> Result<Outcome, ApiError> {
+    let encrypting = Instant::now();
+    let template = state.client().encrypt_template(embedding)?;
+    let encrypt_ms = ms(encrypting);
+    let queue = |state: &State, template: &[u8]| -> Result<Outcome, ApiError> {
+        let id = state.outbox().push(subject, template)?;
+        Ok(Outcome {
+            outcome: "queued",
+            queue_id: Some(id),
+            timings: Some(Timings {
+                encrypt_ms,
+                ..Timings::default()
+            }),
+            ..Outcome::default()
+        })
+    };
+    // Known to be down: queue at once rather than wait through the retries.
+    if state.link().snapshot().online == Some(false) {
+        return queue(state, &template);
+    }
+    match state
+        .client()
+        .send_template(subject, template.clone())
+        .await
+    {
+        Ok(enrolled) => {
+            state.link().mark_online();
+            let mut timings = enrolled.timings;
+            timings.encrypt_ms = encrypt_ms;
+            Ok(Outcome {
+                outcome: if enrolled.replaced {
+                    "replaced"
+                } else {
+                    "enrolled"
+                },
+                audit_seq: Some(enrolled.audit_seq),
+                request_id: enrolled.request_id,
+                timings: Some(timings),
+                ..Outcome::default()
+            })
+        }
+        Err(error) if is_unreachable(&error) => {
+            state.link().mark_offline(&error.to_string());
+            queue(state, &template)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn refusal_code(reason: Refusal) -> &'static str {
+    match reason {
+        Refusal::NoTurn => "no_turn",
+        Refusal::FlatPicture => "flat_picture",
+        Refusal::FaceLost => "face_lost",
+        Refusal::DifferentFace => "different_face",
+    }
+}
+
+async fn send_queue(AxumState(state): AxumState<State>) -> Result<Response, ApiError> {
+    let report = super::link::drain(&state).await?;
+    Ok(Json(report).into_response())
+}
+
+/// Remove an entry the server refused or that cannot be opened (queued ones wait to be sent).
+async fn remove_queued(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let entries = state.outbox().list()?;
+    match entries.iter().find(|e| e.id == id) {
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_entry",
+            "no such queued enrolment",
+        )),
+        Some(entry) if entry.state == EntryState::Queued => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "entry_waiting",
+            "this enrolment is waiting to be sent; it is removed once the server has it",
+        )),
+        Some(_) => {
+            state.outbox().remove(&id)?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}
