@@ -1,12 +1,26 @@
 //! `tabir audit`: export the log (auditor), verify an exported log against the server's public
-//! key (anyone: it needs no secret and sees no biometric data), and check the decisions
-//! devices reported against the escrowed results (auditor, with its own share).
+//! key (anyone: it needs no secret and sees no biometric data), check the decisions devices
+//! reported against the escrowed results (auditor, with its own share), and the auditor page
+//! that shows all of it (`audit serve`). The commands and the page share the functions below.
+
+// The page's modules live beside this file (src/audit_web.rs, src/audit_summary.rs).
+#[path = "audit_summary.rs"]
+pub(crate) mod summary;
+#[path = "audit_web.rs"]
+mod web;
 
 use clap::Subcommand;
 use ed25519_dalek::VerifyingKey;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tabir_proto::audit::{check_extends, verify_links_after, Checkpoint, LogEntry};
+use tabir_client::escrow::DecisionCheck;
+use tabir_client::{AdminClient, ClientConfig, ClientError, Passphrase};
+use tabir_crypto::{DomainConfig, KeyFingerprint};
+use tabir_device_crypto::DecryptionShare;
+use tabir_proto::audit::{
+    check_extends, verify_links_after, ChainError, Checkpoint, ExtendError, LogEntry,
+};
+use tabir_proto::messages::ServerInfo;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -72,40 +86,100 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The auditor page: a local web page (this machine only) with the key domains and their
+    /// fingerprints, the keys with their issue and revocation times, the audit log's
+    /// verification, the decision escrow check, and charts of verifications, refusals and
+    /// quota hits per day per device. Asks for the passphrase once, here; open the printed
+    /// address in a browser on this machine; Ctrl-C stops it. Every refresh reads the log and
+    /// re-opens the escrowed results, and the server records both.
+    Serve(web::ServeArgs),
 }
 
 const MAX_LOG_BYTES: u64 = 1 << 30;
 
-fn parse_key(text: &str) -> Result<VerifyingKey, String> {
+pub(crate) fn parse_key(text: &str) -> Result<VerifyingKey, String> {
     tabir_proto::signing::parse_public_key(text.trim())
         .ok_or_else(|| "the server key must be an Ed25519 public key: 64 hex characters".into())
 }
 
 /// The auditor's signed client, and its configuration and passphrase.
-fn auditor(
-    config: Option<PathBuf>,
-) -> Result<
-    (
-        tabir_client::ClientConfig,
-        tabir_client::Passphrase,
-        tabir_client::AdminClient,
-    ),
-    String,
-> {
-    let config = tabir_client::ClientConfig::load(config.as_deref()).map_err(|e| e.to_string())?;
+fn auditor(config: Option<PathBuf>) -> Result<(ClientConfig, Passphrase, AdminClient), String> {
+    let config = load_config(config)?;
     let passphrase = crate::secrets::passphrase(
         crate::secrets::PASSPHRASE_ENV,
         "the auditor's key files",
         false,
     )?;
-    let key = tabir_client::custody::read_signing_key(&config.device_key, &passphrase)
-        .map_err(|e| e.to_string())?;
-    let transport = config.transport(key).map_err(|e| e.to_string())?;
-    Ok((
-        config,
+    let admin = admin_client(&config, &passphrase).map_err(|e| e.to_string())?;
+    Ok((config, passphrase, admin))
+}
+
+/// An auditor's configuration (`--config`, or `TABIR_CONFIG` and the other variables).
+pub(crate) fn load_config(config: Option<PathBuf>) -> Result<ClientConfig, String> {
+    ClientConfig::load(config.as_deref()).map_err(|e| e.to_string())
+}
+
+/// The client signing with the bundle's key (opened with `passphrase`).
+pub(crate) fn admin_client(
+    config: &ClientConfig,
+    passphrase: &Passphrase,
+) -> Result<AdminClient, ClientError> {
+    let key = tabir_client::custody::read_signing_key(&config.device_key, passphrase)?;
+    Ok(AdminClient::new(config.transport(key)?))
+}
+
+/// An auditor's decryption share, with its domain's parameters and fingerprint (from the
+/// bundle's public key).
+pub(crate) struct AuditorShare {
+    pub share: DecryptionShare,
+    pub config: DomainConfig,
+    pub fingerprint: KeyFingerprint,
+}
+
+/// Open the auditor bundle's share (it re-opens escrowed results).
+pub(crate) fn auditor_share(
+    config: &ClientConfig,
+    passphrase: &Passphrase,
+) -> Result<AuditorShare, String> {
+    let not_auditor = |what: &str| {
+        format!("no {what} in the configuration: checking decisions needs an auditor bundle")
+    };
+    let share_path = config.share.clone().ok_or_else(|| not_auditor("share"))?;
+    let public_key = tabir_client::custody::read_public_key(
+        config
+            .public_key
+            .as_ref()
+            .ok_or_else(|| not_auditor("public_key"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let (domain_config, fingerprint) = (*public_key.config(), public_key.fingerprint());
+    let share = tabir_client::custody::read_decryption_share(
+        &share_path,
         passphrase,
-        tabir_client::AdminClient::new(transport),
-    ))
+        &domain_config,
+        fingerprint,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(AuditorShare {
+        share,
+        config: domain_config,
+        fingerprint,
+    })
+}
+
+/// What `audit export` downloads: the server's information, a signed checkpoint of the log's
+/// head taken first, and the whole log (which runs past the checkpoint, so contains its
+/// entry). `progress` is told the count of entries so far.
+pub(crate) async fn download(
+    admin: &AdminClient,
+    progress: impl FnMut(usize),
+) -> Result<(ServerInfo, Vec<LogEntry>, Checkpoint), ClientError> {
+    let info = admin.server_info().await?;
+    // Signed before the export, so the export contains the checkpoint's entry (the export runs
+    // to the log's end, past it).
+    let checkpoint = admin.checkpoint().await?;
+    let entries = admin.export_audit(progress).await?;
+    Ok((info, entries, checkpoint))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -120,15 +194,10 @@ fn export(config: Option<PathBuf>, out: PathBuf) -> Result<ExitCode, String> {
     let runtime = runtime()?;
     let (info, entries, checkpoint) = runtime
         .block_on(async {
-            let info = admin.server_info().await?;
-            // Signed before the export, so the export contains the checkpoint's entry (the
-            // export runs to the log's end, past it).
-            let checkpoint = admin.checkpoint().await?;
-            let entries = admin
-                .export_audit(|count| eprint!("\rdownloaded {count} entries"))
-                .await?;
+            let downloaded =
+                download(&admin, |count| eprint!("\rdownloaded {count} entries")).await?;
             eprintln!();
-            Ok::<_, tabir_client::ClientError>((info, entries, checkpoint))
+            Ok::<_, ClientError>(downloaded)
         })
         .map_err(|e| e.to_string())?;
     let text = serde_json::to_vec_pretty(&entries).map_err(|e| e.to_string())?;
@@ -161,28 +230,67 @@ struct DecisionsArgs {
     json: bool,
 }
 
-fn decisions(args: DecisionsArgs) -> Result<ExitCode, String> {
-    use tabir_client::escrow::Auditor;
-    let (config, passphrase, admin) = auditor(args.config)?;
-    let not_auditor = |what: &str| {
-        format!("no {what} in the configuration: checking decisions needs an auditor bundle")
+/// Why the escrow check could not run.
+#[derive(Debug)]
+pub(crate) enum CheckError {
+    /// The server refused, failed or could not be reached; or the log did not verify.
+    Client(ClientError),
+    /// The server has no such domain, or another fingerprint for it.
+    Domain(String),
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckError::Client(error) => error.fmt(f),
+            CheckError::Domain(message) => f.write_str(message),
+        }
+    }
+}
+
+/// The escrow check of `audit decisions`: the server's domain must carry the bundle's
+/// fingerprint; then the log (verified under `server_key`) from `from` to `to` is set against
+/// the escrowed results re-shared to the auditor's share (the server records the request).
+pub(crate) async fn check_decisions(
+    admin: &AdminClient,
+    domain: &str,
+    share: &AuditorShare,
+    server_key: &VerifyingKey,
+    (from, to): (u64, Option<u64>),
+    progress: impl FnMut(&str),
+) -> Result<DecisionCheck, CheckError> {
+    let domain_info = admin
+        .domains()
+        .await
+        .map_err(CheckError::Client)?
+        .into_iter()
+        .find(|d| d.name == domain)
+        .ok_or_else(|| CheckError::Domain(format!("the server has no key domain {domain}")))?;
+    if domain_info.fingerprint != share.fingerprint.to_hex() {
+        return Err(CheckError::Domain(format!(
+            "the server's domain {} has fingerprint {}, not the one in this bundle ({})",
+            domain_info.name,
+            domain_info.fingerprint,
+            share.fingerprint.to_hex()
+        )));
+    }
+    let auditor = tabir_client::escrow::Auditor {
+        admin,
+        domain,
+        share: &share.share,
+        config: &share.config,
+        fingerprint: share.fingerprint,
+        server_key,
     };
-    let share_path = config.share.clone().ok_or_else(|| not_auditor("share"))?;
-    let public_key = tabir_client::custody::read_public_key(
-        config
-            .public_key
-            .as_ref()
-            .ok_or_else(|| not_auditor("public_key"))?,
-    )
-    .map_err(|e| e.to_string())?;
-    let (domain_config, fingerprint) = (*public_key.config(), public_key.fingerprint());
-    let share = tabir_client::custody::read_decryption_share(
-        &share_path,
-        &passphrase,
-        &domain_config,
-        fingerprint,
-    )
-    .map_err(|e| e.to_string())?;
+    auditor
+        .check_decisions(from, to, progress)
+        .await
+        .map_err(CheckError::Client)
+}
+
+fn decisions(args: DecisionsArgs) -> Result<ExitCode, String> {
+    let (config, passphrase, admin) = auditor(args.config)?;
+    let share = auditor_share(&config, &passphrase)?;
     let runtime = runtime()?;
     let checked = runtime.block_on(async {
         let info = admin.server_info().await.map_err(|e| e.to_string())?;
@@ -193,38 +301,21 @@ fn decisions(args: DecisionsArgs) -> Result<ExitCode, String> {
                 info.audit_public_key
             );
         }
-        let domain = admin
-            .domains()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|d| d.name == config.domain)
-            .ok_or_else(|| format!("the server has no key domain {}", config.domain))?;
-        if domain.fingerprint != fingerprint.to_hex() {
-            return Err(format!(
-                "the server's domain {} has fingerprint {}, not the one in this bundle ({})",
-                domain.name,
-                domain.fingerprint,
-                fingerprint.to_hex()
-            ));
-        }
-        let auditor = Auditor {
-            admin: &admin,
-            domain: &config.domain,
-            share: &share,
-            config: &domain_config,
-            fingerprint,
-            server_key: &server_key,
-        };
         let quiet = args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
-        auditor
-            .check_decisions(args.from, args.to, |step| {
+        check_decisions(
+            &admin,
+            &config.domain,
+            &share,
+            &server_key,
+            (args.from, args.to),
+            |step| {
                 if !quiet {
                     eprint!("\r{step:<70}");
                 }
-            })
-            .await
-            .map_err(|e| e.to_string())
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
     });
     if !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprint!("\r{:<70}\r", "");
@@ -313,6 +404,7 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, String> {
             from_checkpoint,
             json,
         }),
+        AuditCommand::Serve(args) => web::serve(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -337,6 +429,52 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<
     serde_json::from_str(&text).map_err(|e| format!("{}: not {what}: {e}", path.display()))
 }
 
+/// Why a log does not verify.
+#[derive(Debug)]
+pub(crate) enum VerifyError {
+    /// The checkpoint the log starts after is not the server's.
+    StartNotSigned,
+    /// An entry breaks the chain or carries no valid signature (it names the entry).
+    Chain(ChainError),
+    /// The log does not extend the checkpoint kept from before.
+    Extends(ExtendError),
+}
+
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyError::StartNotSigned => {
+                f.write_str("the starting checkpoint is not signed by the server's key")
+            }
+            VerifyError::Chain(error) => error.fmt(f),
+            VerifyError::Extends(error) => error.fmt(f),
+        }
+    }
+}
+
+/// The check of `audit verify`: the entries (from the first, or from after the checkpoint
+/// `start`) chain and carry the server's signature under `key`, and contain the entry of the
+/// checkpoint `kept` with its hash.
+pub(crate) fn verify_entries(
+    entries: &[LogEntry],
+    start: Option<&Checkpoint>,
+    kept: Option<&Checkpoint>,
+    key: &VerifyingKey,
+) -> Result<(), VerifyError> {
+    if let Some(start) = start {
+        if !start.is_signed_by(key) {
+            return Err(VerifyError::StartNotSigned);
+        }
+    }
+    let after = start.map(|c| (c.seq, c.hash.clone()));
+    verify_links_after(entries, after.clone(), key).map_err(VerifyError::Chain)?;
+    if let Some(kept) = kept {
+        let previous = after.as_ref().map(|(seq, hash)| (*seq, hash.as_str()));
+        check_extends(entries, previous, kept, key).map_err(VerifyError::Extends)?;
+    }
+    Ok(())
+}
+
 struct VerifyArgs {
     log: PathBuf,
     server_key: String,
@@ -358,20 +496,8 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
         .as_deref()
         .map(|path| read_json(path, "an audit checkpoint"))
         .transpose()?;
-    let outcome = (|| -> Result<(), String> {
-        if let Some(start) = &start {
-            if !start.is_signed_by(&key) {
-                return Err("the starting checkpoint is not signed by the server's key".into());
-            }
-        }
-        let after = start.as_ref().map(|c| (c.seq, c.hash.clone()));
-        verify_links_after(&entries, after.clone(), &key).map_err(|e| e.to_string())?;
-        if let Some(kept) = &kept {
-            let previous = after.as_ref().map(|(seq, hash)| (*seq, hash.as_str()));
-            check_extends(&entries, previous, kept, &key).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    })();
+    let outcome =
+        verify_entries(&entries, start.as_ref(), kept.as_ref(), &key).map_err(|e| e.to_string());
     let last = entries
         .last()
         .map_or_else(|| start.as_ref().map_or(0, |c| c.seq), LogEntry::seq);
