@@ -131,7 +131,7 @@ const state = {
   frameTimes: [],
 };
 // What tests and support read: live figures, nothing personal.
-window.tabir = { fps: 0, framesSent: 0, decideMs: null, captureMs: null, phase: null, outcome: null, reason: null };
+window.tabir = { fps: 0, framesSent: 0, yawSeen: [0, 0], prompt: null, decideMs: null, captureMs: null, phase: null, outcome: null, reason: null };
 
 function t(key, ...args) {
   const value = (TEXT[state.language] || TEXT.id)[key];
@@ -211,6 +211,8 @@ async function pump() {
       try {
         const feedback = await api("POST", path, frame, "image/jpeg");
         window.tabir.framesSent++;
+        window.tabir.roundTripMs = performance.now() - started;
+        window.tabir.processMs = feedback.process_ms;
         countFrame();
         if (state.capture === capture) {
           state.lastFeedback = feedback;
@@ -246,6 +248,11 @@ function renderFeedback(feedback) {
   g.clearRect(0, 0, overlay.width, overlay.height);
   const phase = feedback.phase;
   window.tabir.phase = phase.phase;
+  // The yaw range seen in this capture (support: "did the head turn at all?").
+  if (state.capture && typeof feedback.yaw === "number") {
+    const seen = window.tabir.yawSeen;
+    window.tabir.yawSeen = [Math.min(seen[0], feedback.yaw), Math.max(seen[1], feedback.yaw)];
+  }
   if (feedback.box) {
     const [x, y, w, h] = feedback.box;
     g.lineWidth = 4;
@@ -264,8 +271,8 @@ function renderFeedback(feedback) {
     instruction.textContent = feedback.wrong_way ? t("wrong_way") : t(`turn_${phase.prompt}`);
     if (feedback.wrong_way) instruction.classList.add("bad");
     prompt.hidden = false;
-    // The camera image is not mirrored: the recipient's left is the image's right.
-    $("prompt-arrow").textContent = phase.prompt === "left" ? "➡" : "⬅";
+    // The preview is a mirror: the recipient's left is the screen's left.
+    $("prompt-arrow").textContent = phase.prompt === "left" ? "⬅" : "➡";
     $("prompt-text").textContent = t(`turn_short_${phase.prompt}`);
     fill = feedback.turn_frames / Math.max(1, feedback.turn_frames_needed);
   } else if (phase.phase === "passed") {
@@ -297,6 +304,8 @@ async function startCapture() {
     const started = await api("POST", "/api/captures", JSON.stringify({ action: state.action, nik: state.nik || null }), "application/json");
     state.capture = started;
     state.captureStarted = performance.now();
+    window.tabir.yawSeen = [0, 0];
+    window.tabir.prompt = started.prompt;
     state.lastFeedback = null;
     $("instruction").textContent = t("look_straight");
     show("capture");

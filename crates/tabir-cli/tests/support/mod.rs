@@ -4,6 +4,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, dead_code)]
 
+pub mod fake_camera;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
