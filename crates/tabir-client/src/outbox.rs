@@ -116,6 +116,22 @@ impl Outbox {
             }
             key.copy_from_slice(&opened);
         } else {
+            // Entries without their key would all be unreadable: never make a new key over them.
+            let orphans = std::fs::read_dir(dir)
+                .map_err(|e| io(dir, e))?
+                .filter_map(|e| e.ok())
+                .any(|e| {
+                    e.path()
+                        .extension()
+                        .is_some_and(|x| x == QUEUED || x == REFUSED)
+                });
+            if orphans {
+                return Err(ClientError::Config(format!(
+                    "{} holds queued enrolments but its key file {KEY_FILE} is missing: restore \
+                     it from a backup (a new key would leave them unreadable)",
+                    dir.display()
+                )));
+            }
             rand::rngs::OsRng.fill_bytes(key.as_mut());
             write_sealed(&key_path, key.as_ref(), KEY_PURPOSE, passphrase)?;
         }
@@ -283,6 +299,18 @@ impl Outbox {
         }
     }
 
+    /// Put a refused entry back in the queue (the cause was fixed: a device re-registered, a
+    /// clock set right).
+    pub fn requeue(&self, id: &str) -> Result<()> {
+        let from = self.path(id, REFUSED);
+        if !is_entry_id(id) || !from.exists() {
+            return Err(ClientError::Config("no such refused enrolment".into()));
+        }
+        std::fs::rename(&from, self.path(id, QUEUED)).map_err(|e| io(&from, e))?;
+        let _ = std::fs::remove_file(self.path(id, "reason"));
+        Ok(())
+    }
+
     fn mark_refused(&self, id: &str, reason: &str) -> Result<()> {
         let reason_path = self.path(id, "reason");
         write_private(&reason_path, reason.as_bytes()).map_err(|e| io(&reason_path, e))?;
@@ -316,7 +344,7 @@ impl Outbox {
                         replaced,
                     });
                 }
-                Err(error) if is_unreachable(&error) => {
+                Err(error) if is_transient(&error) => {
                     report.unreachable = Some(error.to_string());
                     break;
                 }
@@ -330,13 +358,20 @@ impl Outbox {
     }
 }
 
-/// The server did not answer (down, unreachable, or busy through every retry): worth queueing
-/// and trying again later, unlike a refusal.
+/// The server did not answer (down, unreachable, busy through every retry, or a proxy in front
+/// of it answering 5xx): worth queueing and trying again later, unlike a refusal.
 pub fn is_unreachable(error: &ClientError) -> bool {
-    matches!(
-        error,
-        ClientError::Network { .. } | ClientError::Overloaded { .. }
-    )
+    match error {
+        ClientError::Network { .. } | ClientError::Overloaded { .. } => true,
+        ClientError::Refused { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// Not a verdict on the enrolment itself: the server is away, or refused the request for this
+/// device's clock (`stale_request`), which the operator can fix. Such an entry stays queued.
+pub fn is_transient(error: &ClientError) -> bool {
+    is_unreachable(error) || error.refusal_code() == Some(tabir_proto::ErrorCode::StaleRequest)
 }
 
 fn is_entry_id(id: &str) -> bool {
@@ -398,6 +433,18 @@ mod tests {
         assert_eq!(reopened.queued().unwrap(), 1);
         assert!(reopened.remove(&first).is_err());
         assert!(reopened.remove("../queue").is_err());
+        // Refused, then put back.
+        reopened.mark_refused(&second, "revoked").unwrap();
+        assert_eq!(reopened.queued().unwrap(), 0);
+        assert!(matches!(
+            &reopened.list().unwrap()[0].state,
+            EntryState::Refused { reason } if reason == "revoked"
+        ));
+        reopened.requeue(&second).unwrap();
+        assert_eq!(reopened.queued().unwrap(), 1);
+        // The key file gone: no new key is made over the entries.
+        std::fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
+        assert!(Outbox::open(dir.path(), &passphrase()).is_err());
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Link {
 #[derive(Clone, Default)]
 pub struct LinkState {
     pub online: Option<bool>,
+    /// It answers, but refuses this device: nothing would be accepted, so nothing is queued.
+    pub refused: bool,
     pub problem: Option<String>,
     pub last_sent: Vec<SentEntry>,
 }
@@ -41,12 +43,21 @@ impl Link {
     pub fn mark_online(&self) {
         let mut state = self.lock();
         state.online = Some(true);
+        state.refused = false;
         state.problem = None;
     }
 
     pub fn mark_offline(&self, problem: &str) {
         let mut state = self.lock();
         state.online = Some(false);
+        state.refused = false;
+        state.problem = Some(problem.to_owned());
+    }
+
+    pub fn mark_refused(&self, problem: &str) {
+        let mut state = self.lock();
+        state.online = Some(false);
+        state.refused = true;
         state.problem = Some(problem.to_owned());
     }
 
@@ -90,12 +101,13 @@ pub fn spawn(state: State) {
                     false
                 }
                 Err(error) => {
-                    // It answers, but refuses this device (revoked, unknown domain): not a
-                    // network problem, and nothing queued would be accepted either.
-                    state.link().mark_offline(&error.to_string());
+                    // It answers, but refuses this device (revoked, unknown domain, clock):
+                    // not a network problem, and nothing queued would be accepted either.
+                    state.link().mark_refused(&error.to_string());
                     false
                 }
             };
+            state.sweep_captures();
             if online && state.outbox().queued().unwrap_or(0) > 0 {
                 if let Err(error) = drain(&state).await {
                     eprintln!("counter: sending the queue failed: {}", error.message());
