@@ -15,19 +15,20 @@ const TEXT = {
     identify: "Identifikasi", identify_hint: "Cari wajah di semua penerima",
     nik_label: "NIK penerima (16 angka)",
     nik_title_enrol: "Daftar: masukkan NIK", nik_title_verify: "Verifikasi: masukkan NIK",
-    nik_invalid: "NIK harus 16 angka.",
+    nik_invalid: "NIK tidak valid: 16 angka, dengan kode wilayah dan tanggal lahir yang benar.",
     start_camera: "mulai kamera", back: "kembali", cancel: "batal",
     next_recipient: "penerima berikutnya", retake: "ulangi",
     online: "Server terhubung", offline: "Server tidak terjangkau", checking: "Memeriksa server…",
+    refused: "Perangkat ditolak server", fixed_prompt: "Arah menoleh tetap: hanya untuk uji/pelatihan",
     queue_count: (n) => `Antrean: ${n}`,
     queue_title: "Pendaftaran yang menunggu server",
-    queue_explain: "Pendaftaran dibuat saat server tidak terjangkau disimpan terkunci di komputer ini dan dikirim otomatis saat server kembali.",
+    queue_explain: "Pendaftaran yang dibuat saat server tidak terjangkau disimpan terkunci di komputer ini dan dikirim otomatis saat server kembali.",
     queue_nik: "NIK", queue_time: "Waktu", queue_state: "Status", queue_send: "Kirim sekarang",
-    state_queued: "menunggu", state_refused: "ditolak server", state_damaged: "rusak", remove: "hapus",
+    state_queued: "menunggu", state_refused: "ditolak server", state_damaged: "rusak", remove: "hapus", retry: "kirim ulang",
     keys_help: "Tombol: 1 Daftar · 2 Verifikasi · 3 Identifikasi · L bahasa · Q antrean · Esc kembali",
     look_straight: "Minta penerima melihat lurus ke kamera",
     hold_still: "Tahan… wajah terbaca",
-    turn_left: "Minta penerima menoleh ke KIRI", turn_right: "Minta penerima menoleh ke KANAN",
+    turn_left: "Minta penerima menoleh pelan ke KIRI (kiri penerima)", turn_right: "Minta penerima menoleh pelan ke KANAN (kanan penerima)",
     turn_short_left: "menoleh ke kiri", turn_short_right: "menoleh ke kanan",
     wrong_way: "Arah salah — menoleh ke sisi lain",
     deciding: "Memproses… wajah dienkripsi dan dicocokkan",
@@ -52,13 +53,16 @@ const TEXT = {
     next_queued: "Server tidak terjangkau. Pendaftaran disimpan terkunci di komputer ini dan dikirim otomatis saat server kembali.",
     reason_no_turn: "Kepala tidak menoleh sesuai arahan tepat waktu (foto diam tidak lolos). Ulangi dan minta penerima menoleh jelas.",
     reason_flat_picture: "Wajah bergerak seperti gambar datar (foto cetak atau layar). Penerima harus hadir sendiri.",
-    reason_face_lost: "Wajah hilang dari kamera saat menoleh. Ulangi, penerima tetap di depan kamera.",
+    reason_face_lost: "Wajah hilang, melompat, atau ada wajah lain saat menoleh. Ulangi; hanya penerima di depan kamera.",
+    reason_wrong_way: "Penerima menoleh ke arah yang salah. Ulangi dan ikuti arah yang diminta.",
+    reason_no_gradual_turn: "Wajah berpindah ke posisi menoleh tanpa gerakan menoleh (kemungkinan foto ditukar). Ulangi; penerima harus menoleh sendiri.",
     reason_different_face: "Wajah yang menoleh berbeda dengan wajah yang menghadap depan. Ulangi.",
     error_network: "Server tidak terjangkau. Verifikasi memerlukan server; coba lagi nanti.",
     error_unknown_subject: "NIK ini belum terdaftar. Daftarkan dulu.",
-    error_generic: "Terjadi kesalahan. Catat ID permintaan untuk dukungan teknis.",
+    error_generic: "Terjadi kesalahan. Catat alasan di bawah untuk dukungan teknis.",
     d_subject: "NIK", d_audit: "Catatan audit", d_request: "ID permintaan", d_queue: "ID antrean",
     d_timings: "Waktu (ms)", d_browser: "Sampai hasil (peramban)", d_reason: "Alasan",
+    t_face: "wajah", t_encrypt: "enkripsi", t_server: "server", t_decrypt: "dekripsi", t_total: "total",
     fps: (f) => `${f.toFixed(1)} fps`,
   },
   en: {
@@ -69,19 +73,20 @@ const TEXT = {
     identify: "Identify", identify_hint: "Search a face among all recipients",
     nik_label: "Recipient's NIK (16 digits)",
     nik_title_enrol: "Enrol: enter the NIK", nik_title_verify: "Verify: enter the NIK",
-    nik_invalid: "A NIK has 16 digits.",
+    nik_invalid: "Not a valid NIK: 16 digits, with a valid region code and birth date.",
     start_camera: "start the camera", back: "back", cancel: "cancel",
     next_recipient: "next recipient", retake: "retake",
     online: "Server connected", offline: "Server unreachable", checking: "Checking the server…",
+    refused: "Device refused by the server", fixed_prompt: "Fixed turn direction: tests and training only",
     queue_count: (n) => `Queue: ${n}`,
     queue_title: "Enrolments waiting for the server",
     queue_explain: "Enrolments made while the server is unreachable are kept sealed on this computer and sent automatically when it returns.",
     queue_nik: "NIK", queue_time: "Time", queue_state: "State", queue_send: "Send now",
-    state_queued: "waiting", state_refused: "refused by the server", state_damaged: "damaged", remove: "remove",
+    state_queued: "waiting", state_refused: "refused by the server", state_damaged: "damaged", remove: "remove", retry: "send again",
     keys_help: "Keys: 1 Enrol · 2 Verify · 3 Identify · L language · Q queue · Esc back",
     look_straight: "Ask the recipient to look straight at the camera",
     hold_still: "Hold still… face found",
-    turn_left: "Ask the recipient to turn their head LEFT", turn_right: "Ask the recipient to turn their head RIGHT",
+    turn_left: "Ask the recipient to turn their head slowly LEFT (their own left)", turn_right: "Ask the recipient to turn their head slowly RIGHT (their own right)",
     turn_short_left: "turn left", turn_short_right: "turn right",
     wrong_way: "Wrong way — turn to the other side",
     deciding: "Working… the face is encrypted and matched",
@@ -106,13 +111,16 @@ const TEXT = {
     next_queued: "The server is unreachable. The enrolment is kept sealed on this computer and sent automatically when it returns.",
     reason_no_turn: "The head did not turn as asked in time (a still photo fails here). Retake and ask for a clear turn.",
     reason_flat_picture: "The face moved like a flat picture (a print or a screen). The recipient must be present in person.",
-    reason_face_lost: "The face left the camera during the turn. Retake with the recipient in view.",
+    reason_face_lost: "The face left the camera, jumped, or another face appeared during the turn. Retake with only the recipient in view.",
+    reason_wrong_way: "The recipient turned the wrong way. Retake and follow the direction asked.",
+    reason_no_gradual_turn: "The face reached the turned pose without turning (a photo swapped in?). Retake; the recipient must turn their own head.",
     reason_different_face: "The face that turned is not the face that looked straight. Retake.",
     error_network: "The server is unreachable. Verification needs the server; try again later.",
     error_unknown_subject: "This NIK is not enrolled. Enrol it first.",
-    error_generic: "Something failed. Note the request id for support.",
+    error_generic: "Something failed. Note the reason below for support.",
     d_subject: "NIK", d_audit: "Audit entry", d_request: "Request id", d_queue: "Queue id",
     d_timings: "Time (ms)", d_browser: "To result (browser)", d_reason: "Reason",
+    t_face: "face", t_encrypt: "encrypt", t_server: "server", t_decrypt: "decrypt", t_total: "total",
     fps: (f) => `${f.toFixed(1)} fps`,
   },
 };
@@ -317,6 +325,7 @@ async function startCapture() {
 
 async function decide(capture) {
   const started = performance.now();
+  state.deciding = true;
   try {
     const result = await api("POST", `/api/captures/${capture.id}/decide`, null, null);
     result.decide_ms = performance.now() - started;
@@ -324,6 +333,8 @@ async function decide(capture) {
     showResult(result);
   } catch (e) {
     showResult({ outcome: "error", reason: e.code, message: e.message, decide_ms: performance.now() - started });
+  } finally {
+    state.deciding = false;
   }
 }
 
@@ -365,7 +376,7 @@ function renderResult(result) {
   if (result.timings) {
     const tm = result.timings;
     const r = (v) => Math.round(v);
-    add("d_timings", `face ${r(tm.face_ms)} · encrypt ${r(tm.encrypt_ms)} · server ${r(tm.server_ms)} · decrypt ${r(tm.decrypt_ms)} · total ${r(tm.total_ms)}`);
+    add("d_timings", `${t("t_face")} ${r(tm.face_ms)} · ${t("t_encrypt")} ${r(tm.encrypt_ms)} · ${t("t_server")} ${r(tm.server_ms)} · ${t("t_decrypt")} ${r(tm.decrypt_ms)} · ${t("t_total")} ${r(tm.total_ms)}`);
   }
   if (result.decide_ms) add("d_browser", `${Math.round(result.decide_ms)} ms`);
 }
@@ -383,7 +394,10 @@ function renderStatus() {
   link.className = "pill";
   if (!s || s.online === null) link.textContent = t("checking");
   else if (s.online) { link.textContent = t("online"); link.classList.add("online"); }
-  else { link.textContent = t("offline"); link.classList.add("offline"); link.title = s.problem || ""; }
+  else { link.textContent = t(s.refused ? "refused" : "offline"); link.classList.add("offline"); link.title = s.problem || ""; }
+  const banner = $("fixed-prompt");
+  banner.hidden = !(s && s.fixed_prompt);
+  banner.textContent = t("fixed_prompt");
   document.body.dataset.online = s && s.online !== null ? String(s.online) : "unknown";
   const queue = s ? s.queue : [];
   const waiting = queue.filter((e) => e.state === "queued").length;
@@ -398,6 +412,12 @@ function renderStatus() {
       const td = document.createElement("td"); td.textContent = text; tr.append(td);
     }
     const td = document.createElement("td");
+    if (entry.state === "refused") {
+      const retry = document.createElement("button");
+      retry.type = "button"; retry.textContent = t("retry");
+      retry.addEventListener("click", async () => { await api("POST", `/api/queue/${entry.id}/retry`).catch(() => {}); refreshStatus(); });
+      td.append(retry, " ");
+    }
     if (entry.state !== "queued") {
       const button = document.createElement("button");
       button.type = "button"; button.textContent = t("remove");
@@ -413,6 +433,8 @@ function renderStatus() {
 
 document.addEventListener("keydown", (event) => {
   const typing = event.target && event.target.id === "nik";
+  // While a decision is on its way nothing moves: its result belongs to this recipient.
+  if (state.deciding) { event.preventDefault(); return; }
   if (event.key === "Escape") {
     event.preventDefault();
     if (state.capture) api("DELETE", `/api/captures/${state.capture.id}`).catch(() => {});

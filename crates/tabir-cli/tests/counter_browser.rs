@@ -69,7 +69,17 @@ struct Counter {
 impl Counter {
     fn start(config: &Path, queue: &Path) -> Self {
         let mut child = tabir()
-            .args(["office", "serve", "--listen", "127.0.0.1:0", "--config"])
+            // Production asks for a random side; the fake cameras turn one way, so the test
+            // fixes the side (and checks a turn the other way is refused).
+            .args([
+                "office",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--fixed-prompt",
+                "left",
+            ])
+            .arg("--config")
             .arg(config)
             .arg("--queue")
             .arg(queue)
@@ -269,7 +279,8 @@ fn counter_app_in_chromium_with_a_fake_camera() {
     ]);
     let config = device.join("tabir.toml");
 
-    // The cameras: 15 frames a second, each loop a turn to both sides.
+    // The cameras: 15 frames a second, each loop a turn to the recipient's left (the side the
+    // counter asks for here) and back.
     let cameras = dir.path().join("cameras");
     std::fs::create_dir_all(&cameras).unwrap();
     let camera = |photo: &str, motion: Motion, name: &str| -> PathBuf {
@@ -277,9 +288,10 @@ fn counter_app_in_chromium_with_a_fake_camera() {
         write_y4m(&image(photo), motion, &out, 15, 6.0).unwrap();
         out
     };
-    let obama = camera("obama.jpg", Motion::TurningHead, "obama-turning");
-    let obama2 = camera("obama2.jpg", Motion::TurningHead, "obama2-turning");
-    let biden = camera("biden.jpg", Motion::TurningHead, "biden-turning");
+    let obama = camera("obama.jpg", Motion::TurningLeft, "obama-turning");
+    let obama2 = camera("obama2.jpg", Motion::TurningLeft, "obama2-turning");
+    let biden = camera("biden.jpg", Motion::TurningLeft, "biden-turning");
+    let wrong_way = camera("obama2.jpg", Motion::TurningRight, "obama2-turning-right");
     let still = camera("obama2.jpg", Motion::Still, "obama2-still");
     let print = camera("obama2.jpg", Motion::TiltedPrint, "obama2-print");
 
@@ -311,6 +323,16 @@ fn counter_app_in_chromium_with_a_fake_camera() {
         genuine.decide_ms.unwrap_or(f64::NAN)
     );
     assert!(genuine.fps > 0.0);
+    // Next recipient (Enter), then identify the same face against the whole domain: found.
+    session.press(ENTER);
+    session.wait_for(
+        "return document.body.dataset.screen === 'home'",
+        Duration::from_secs(10),
+        "the home screen after Enter",
+    );
+    let found = flow.run(&session, "3", None, "identify-match");
+    assert_eq!(found.outcome, "match", "{}", found.text);
+    assert!(found.text.contains("already enrolled"), "{}", found.text);
     drop(session);
 
     // Verify biden against obama's NIK: NO MATCH (the liveness passes: he is a real head).
@@ -326,6 +348,13 @@ fn counter_app_in_chromium_with_a_fake_camera() {
     assert_eq!(refused.outcome, "retake", "{}", refused.text);
     assert_eq!(refused.reason.as_deref(), Some("no_turn"));
     assert!(refused.text.contains("RETAKE"), "{}", refused.text);
+    drop(session);
+
+    // Asked to turn left, the head turns right: refused (a replay turning both ways fails).
+    let session = flow.open(&wrong_way, "en");
+    let wrong = flow.run(&session, "2", Some(NIK), "");
+    assert_eq!(wrong.outcome, "retake", "{}", wrong.text);
+    assert_eq!(wrong.reason.as_deref(), Some("wrong_way"));
     drop(session);
 
     // A print of obama tilted and turned in front of the camera: moves like a plane.

@@ -46,6 +46,8 @@ struct Inner {
     address: SocketAddr,
     captures: Mutex<HashMap<String, Capture>>,
     link: Link,
+    /// Every capture asks for this side (tests, training); None: random, as in production.
+    fixed_prompt: Option<Turn>,
 }
 
 impl State {
@@ -56,6 +58,7 @@ impl State {
         server: String,
         language: String,
         address: SocketAddr,
+        fixed_prompt: Option<Turn>,
     ) -> Self {
         Self(Arc::new(Inner {
             client,
@@ -67,6 +70,7 @@ impl State {
             address,
             captures: Mutex::new(HashMap::new()),
             link: Link::default(),
+            fixed_prompt,
         }))
     }
 
@@ -80,6 +84,12 @@ impl State {
 
     pub fn link(&self) -> &Link {
         &self.0.link
+    }
+
+    /// Drop captures past their lifetime (their frames are wiped on drop).
+    pub fn sweep_captures(&self) {
+        let now = Instant::now();
+        self.captures().retain(|_, c| !c.expired(now));
     }
 
     fn captures(&self) -> std::sync::MutexGuard<'_, HashMap<String, Capture>> {
@@ -154,6 +164,7 @@ pub fn router(state: State) -> Router {
         .route("/api/captures/{id}/decide", post(decide))
         .route("/api/queue/send", post(send_queue))
         .route("/api/queue/{id}", delete(remove_queued))
+        .route("/api/queue/{id}/retry", post(retry_queued))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(page))
@@ -266,8 +277,12 @@ struct Status {
     domain: String,
     /// null until the first check.
     online: Option<bool>,
+    /// The server answers but refuses this device (revoked, unknown domain, clock skew).
+    refused: bool,
     /// Why the server is considered down (or refuses this device), for support.
     problem: Option<String>,
+    /// Set when every capture asks for the same side (`--fixed-prompt`): not for production.
+    fixed_prompt: Option<Turn>,
     queue: Vec<tabir_client::outbox::QueuedEntry>,
     last_sent: Vec<tabir_client::outbox::SentEntry>,
 }
@@ -284,7 +299,9 @@ async fn status(AxumState(state): AxumState<State>) -> Result<Json<Status>, ApiE
         server: state.0.server.clone(),
         domain: state.client().domain().to_owned(),
         online: link.online,
+        refused: link.refused,
         problem: link.problem,
+        fixed_prompt: state.0.fixed_prompt,
         queue,
         last_sent: link.last_sent,
     }))
@@ -364,13 +381,14 @@ async fn start_capture(
             ))
         }
     };
-    let mut bit = [0u8; 1];
-    rand::rngs::OsRng.fill_bytes(&mut bit);
-    let prompt = Turn::from_random_bit(bit[0] & 1 == 1);
+    let prompt = state.0.fixed_prompt.unwrap_or_else(|| {
+        let mut bit = [0u8; 1];
+        rand::rngs::OsRng.fill_bytes(&mut bit);
+        Turn::from_random_bit(bit[0] & 1 == 1)
+    });
     let id = random_hex();
+    state.sweep_captures();
     let mut captures = state.captures();
-    let now = Instant::now();
-    captures.retain(|_, c| now.duration_since(c.created) < capture::CAPTURE_LIFETIME);
     if captures.len() >= MAX_CAPTURES {
         // The oldest goes: a page reloaded many times must not lock the counter out.
         if let Some(oldest) = captures
@@ -404,6 +422,7 @@ async fn capture_frame(
     body: Bytes,
 ) -> Result<Json<Feedback>, ApiError> {
     check_frame(&body)?;
+    state.sweep_captures();
     if !state.captures().contains_key(&id) {
         return Err(unknown_capture());
     }
@@ -458,6 +477,7 @@ async fn decide(
     Path(id): Path<String>,
 ) -> Result<Json<Outcome>, ApiError> {
     let started = Instant::now();
+    state.sweep_captures();
     let (action, subject, frames) = {
         let mut captures = state.captures();
         let capture = captures.get_mut(&id).ok_or_else(unknown_capture)?;
@@ -491,12 +511,20 @@ async fn decide(
 
     let face = state.0.face.clone();
     let embedded = tokio::task::spawn_blocking(move || {
-        let (frontal, frontal_face, turned, turned_face) = frames;
-        let frontal_crop = tabir_face::align::align(frontal.image(), &frontal_face.landmarks);
-        let turned_crop = tabir_face::align::align(turned.image(), &turned_face.landmarks);
-        let matched = face.embed_aligned(&frontal_crop)?;
-        let turned = face.embed_aligned(&turned_crop)?;
-        let same_face = matched.cosine(&turned);
+        let embed = |(frame, found): &(capture::Frame, tabir_face::Detection)| {
+            face.embed_aligned(&tabir_face::align::align(frame.image(), &found.landmarks))
+        };
+        let matched = embed(&frames.frontal)?;
+        // The least similar frame of the passing turn decides (NaN counts as different).
+        let mut same_face = f32::INFINITY;
+        for turned in &frames.turned {
+            let cosine = matched.cosine(&embed(turned)?);
+            same_face = if cosine.is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                same_face.min(cosine)
+            };
+        }
         Ok::<_, tabir_face::FaceError>((matched, same_face))
     })
     .await
@@ -504,6 +532,7 @@ async fn decide(
     .map_err(ClientError::from)?;
     let (embedding, same_face) = embedded;
     let face_ms = ms(started);
+    // NaN was mapped to -inf above, so this refuses it too.
     if same_face < capture::MIN_SAME_FACE_COSINE {
         return Ok(Json(retake(refusal_code(Refusal::DifferentFace))));
     }
@@ -588,9 +617,20 @@ async fn enrol(state: &State, subject: &SubjectId, embedding: &[f32]) -> Result<
             ..Outcome::default()
         })
     };
-    // Known to be down: queue at once rather than wait through the retries.
-    if state.link().snapshot().online == Some(false) {
-        return queue(state, &template);
+    // Known to be down: queue at once rather than wait through the retries. And while older
+    // enrolments wait, this one waits behind them: sent directly, it could be overwritten by
+    // an older template of the same NIK sent later.
+    let link = state.link().snapshot();
+    let waiting = state.outbox().queued()?;
+    if (link.online == Some(false) && !link.refused) || waiting > 0 {
+        let outcome = queue(state, &template)?;
+        if waiting > 0 && link.online == Some(true) {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let _ = super::link::drain(&state).await;
+            });
+        }
+        return Ok(outcome);
     }
     match state
         .client()
@@ -624,6 +664,8 @@ async fn enrol(state: &State, subject: &SubjectId, embedding: &[f32]) -> Result<
 fn refusal_code(reason: Refusal) -> &'static str {
     match reason {
         Refusal::NoTurn => "no_turn",
+        Refusal::WrongWay => "wrong_way",
+        Refusal::NoGradualTurn => "no_gradual_turn",
         Refusal::FlatPicture => "flat_picture",
         Refusal::FaceLost => "face_lost",
         Refusal::DifferentFace => "different_face",
@@ -657,4 +699,17 @@ async fn remove_queued(
             Ok(StatusCode::NO_CONTENT)
         }
     }
+}
+
+/// Put a refused entry back in the queue (the operator fixed the cause) and try to send it.
+async fn retry_queued(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.outbox().requeue(&id)?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _ = super::link::drain(&state).await;
+    });
+    Ok(StatusCode::ACCEPTED)
 }

@@ -25,10 +25,20 @@ pub const MAX_FACE_GAP: Duration = Duration::from_millis(1500);
 /// Between consecutive frames of the turn the face may move this far (in eye distances): a
 /// head turns smoothly; a picture swapped in jumps.
 pub const MAX_JUMP_EYE_DISTANCES: f32 = 1.5;
-/// The frontal frame and the most turned frame must embed at least this close: the head that
-/// turned is the face that is matched. On the test cameras' synthetic 28-degree turns one
-/// person scored 0.70-0.81; SFace puts 99.6 % of impostor pairs under 0.363 (docs/face.md).
-pub const MIN_SAME_FACE_COSINE: f32 = 0.35;
+/// Every frame of the passing turn must embed at least this close to the frontal frame: the
+/// head that turned is the face that is matched. The 1:1 policy's default, so that swapping a
+/// face in for the turn is no easier than being matched. On the test cameras' synthetic
+/// 28-degree turns one person scored 0.70-0.81 (docs/face.md).
+pub const MIN_SAME_FACE_COSINE: f32 = tabir_face::DEFAULT_COSINE_THRESHOLD;
+/// A head turns through the angles between frontal and turned; a picture swapped in for the
+/// turn jumps. A frame turned toward the prompt, from the frontal frame's yaw, by at least
+/// RAMP_MIN_YAW but less than the policy's turn must be seen before the turn counts (at 10
+/// frames a second a half-second turn gives one or two; the page asks for a slow turn).
+pub const RAMP_MIN_YAW: f32 = 0.03;
+pub const RAMP_FRAMES_NEEDED: usize = 1;
+/// Consecutive frames turned the wrong way that end the capture: a replay that turns both ways
+/// must not pass whichever side is asked.
+pub const WRONG_WAY_FRAMES: usize = 3;
 
 /// What the operator is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -45,6 +55,11 @@ pub enum Action {
 pub enum Refusal {
     /// No turn in the asked direction before the timeout (a still picture ends here).
     NoTurn,
+    /// The head turned the other way.
+    WrongWay,
+    /// The face reached the turned pose without turning through the angles between (a
+    /// picture of a turned face swapped in).
+    NoGradualTurn,
     /// The face moved like a flat picture (a print or a screen).
     FlatPicture,
     /// The face left the frame, jumped, or a second face appeared during the turn.
@@ -138,6 +153,14 @@ pub fn analyse(pipeline: &FacePipeline, jpeg: &[u8]) -> Result<Analysis, FaceErr
     Ok(Analysis { frame, main, gate })
 }
 
+/// What a passed capture hands to the decision.
+pub struct PassedFrames {
+    /// The frame matched.
+    pub frontal: (Frame, Detection),
+    /// The frames of the passing turn: each must be the same face.
+    pub turned: Vec<(Frame, Detection)>,
+}
+
 /// A capture in progress.
 pub struct Capture {
     pub action: Action,
@@ -150,8 +173,12 @@ pub struct Capture {
     tracker: Option<LivenessTracker>,
     prompted_at: Option<Instant>,
     last_face: Option<(Instant, Detection)>,
-    /// The most turned frame with parallax, for the same-face check.
-    most_turned: Option<(f32, Frame, Detection)>,
+    /// Frames seen between frontal and turned, toward the prompt.
+    ramp_frames: usize,
+    wrong_way_run: usize,
+    /// The current run of frames showing parallax (the passing run once passed), for the
+    /// same-face check.
+    run: Vec<(Frame, Detection)>,
     /// Set once a decision was taken on this capture: one capture, one decision.
     pub decided: bool,
 }
@@ -169,13 +196,20 @@ impl Capture {
             tracker: None,
             prompted_at: None,
             last_face: None,
-            most_turned: None,
+            ramp_frames: 0,
+            wrong_way_run: 0,
+            run: Vec::new(),
             decided: false,
         }
     }
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Past its lifetime: to be dropped, frames and all.
+    pub fn expired(&self, now: Instant) -> bool {
+        now.duration_since(self.created) > CAPTURE_LIFETIME
     }
 
     /// Check the timeouts (also when no frame arrives).
@@ -200,7 +234,7 @@ impl Capture {
         self.phase = Phase::Failed { reason };
         // Nothing of a failed capture is needed any more.
         self.frontal = None;
-        self.most_turned = None;
+        self.run.clear();
     }
 
     /// Take one analysed frame; returns what to show.
@@ -212,7 +246,7 @@ impl Capture {
             Phase::Frontal => self.observe_frontal(frame, main.as_ref(), gate, now),
             // A second face during the turn: the frames could come from two people.
             Phase::Turn { .. } if gate == Some("multiple_faces") => self.fail(Refusal::FaceLost),
-            Phase::Turn { .. } => self.observe_turn(frame, main.as_ref(), now),
+            Phase::Turn { .. } => self.observe_turn(frame, main.as_ref(), gate, now),
             Phase::Passed { .. } | Phase::Failed { .. } => {}
         }
         let (turn_frames, wrong_way) = match self.tracker.as_ref().map(LivenessTracker::state) {
@@ -251,8 +285,8 @@ impl Capture {
         now: Instant,
     ) {
         let Some(face) = main else { return };
-        let yaw = tabir_face::liveness::signed_yaw(&face.landmarks);
-        if gate.is_some() || yaw.abs() > self.policy.max_frontal_yaw {
+        // (frontal_ok is false for a NaN yaw.)
+        if gate.is_some() || !self.policy.frontal_ok(&face.landmarks) {
             return;
         }
         self.tracker = Some(LivenessTracker::new(
@@ -268,16 +302,40 @@ impl Capture {
         };
     }
 
-    fn observe_turn(&mut self, frame: Frame, main: Option<&Detection>, now: Instant) {
+    fn observe_turn(
+        &mut self,
+        frame: Frame,
+        main: Option<&Detection>,
+        gate: Option<&'static str>,
+        now: Instant,
+    ) {
         let Some(face) = main else { return };
         if let Some((_, last)) = &self.last_face {
             let jump = centre_distance(last, face) / last.eye_distance().max(1.0);
-            if jump > MAX_JUMP_EYE_DISTANCES {
+            // A NaN jump fails too.
+            if jump.is_nan() || jump > MAX_JUMP_EYE_DISTANCES {
                 self.fail(Refusal::FaceLost);
                 return;
             }
         }
         self.last_face = Some((now, face.clone()));
+        // Until the turn begins, a frame that passes every gate and looks straighter at the
+        // camera replaces the frontal frame: a frame kept while the head was still settling
+        // would shrink the parallax the turn shows.
+        let yaw = tabir_face::liveness::signed_yaw(&face.landmarks).abs();
+        let straighter = self.frontal.as_ref().is_some_and(|(_, kept)| {
+            yaw + 0.02 < tabir_face::liveness::signed_yaw(&kept.landmarks).abs()
+        });
+        if gate.is_none() && straighter && self.run.is_empty() && self.ramp_frames == 0 {
+            self.tracker = Some(LivenessTracker::new(
+                self.policy,
+                self.prompt,
+                face.landmarks,
+            ));
+            self.frontal = Some((frame, face.clone()));
+            self.wrong_way_run = 0;
+            return;
+        }
         let Some(tracker) = self.tracker.as_mut() else {
             return;
         };
@@ -290,18 +348,38 @@ impl Capture {
             &frontal.landmarks,
             &face.landmarks,
         );
-        if judged.parallax {
-            let yaw = judged.yaw.abs();
-            if self
-                .most_turned
-                .as_ref()
-                .is_none_or(|(best, ..)| yaw > *best)
-            {
-                self.most_turned = Some((yaw, frame, face.clone()));
-            }
+        let sign = match self.prompt {
+            Turn::Left => 1.0,
+            Turn::Right => -1.0,
+        };
+        let from_frontal =
+            sign * (judged.yaw - tabir_face::liveness::signed_yaw(&frontal.landmarks));
+        // Between the frontal frame and the turn (NaN is neither).
+        if from_frontal >= RAMP_MIN_YAW && sign * judged.yaw < self.policy.min_turn {
+            self.ramp_frames += 1;
         }
-        match tracker.observe(&face.landmarks) {
+        self.wrong_way_run = if judged.wrong_way {
+            self.wrong_way_run + 1
+        } else {
+            0
+        };
+        if judged.parallax {
+            self.run.push((frame, face.clone()));
+            let excess = self.run.len().saturating_sub(self.policy.frames_needed);
+            self.run.drain(..excess);
+        } else {
+            self.run.clear();
+        }
+        let state = tracker.observe(&face.landmarks);
+        if self.wrong_way_run >= WRONG_WAY_FRAMES {
+            self.fail(Refusal::WrongWay);
+            return;
+        }
+        match state {
             LivenessState::Waiting { .. } => {}
+            LivenessState::Passed { .. } if self.ramp_frames < RAMP_FRAMES_NEEDED => {
+                self.fail(Refusal::NoGradualTurn);
+            }
             LivenessState::Passed { residual } => {
                 self.phase = Phase::Passed {
                     prompt: self.prompt,
@@ -312,16 +390,18 @@ impl Capture {
         }
     }
 
-    /// After a pass: the frontal frame (the one matched) and the most turned one, handed over
-    /// once for the decision.
-    pub fn take_frames(&mut self) -> Option<(Frame, Detection, Frame, Detection)> {
-        if !matches!(self.phase, Phase::Passed { .. }) || self.decided {
+    /// After a pass: the frontal frame (the one matched) and the frames of the passing turn,
+    /// handed over once for the decision.
+    pub fn take_frames(&mut self) -> Option<PassedFrames> {
+        if !matches!(self.phase, Phase::Passed { .. }) || self.decided || self.run.is_empty() {
             return None;
         }
-        let (frontal, frontal_face) = self.frontal.take()?;
-        let (_, turned, turned_face) = self.most_turned.take()?;
+        let frontal = self.frontal.take()?;
         self.decided = true;
-        Some((frontal, frontal_face, turned, turned_face))
+        Some(PassedFrames {
+            frontal,
+            turned: std::mem::take(&mut self.run),
+        })
     }
 }
 
@@ -388,7 +468,7 @@ mod tests {
         let shown = capture.observe(analysis(Some(FRONTAL), None), 1.0, start);
         assert_eq!(shown.phase, Phase::Turn { prompt: Turn::Left });
         let mut now = start;
-        for degrees in [5.0, 12.0, 20.0, 26.0, 28.0, 28.0, 27.0, 28.0] {
+        for degrees in [5.0, 9.0, 12.0, 15.0, 20.0, 26.0, 28.0, 28.0, 27.0, 28.0] {
             now += Duration::from_millis(100);
             capture.observe(analysis(Some(turned(degrees)), None), 1.0, now);
         }
@@ -397,35 +477,73 @@ mod tests {
             "{:?}",
             capture.phase()
         );
-        let (_, frontal_face, _, turned_face) = capture.take_frames().expect("frames");
-        assert_eq!(frontal_face.landmarks, FRONTAL);
-        assert!(tabir_face::liveness::signed_yaw(&turned_face.landmarks) > 0.1);
+        let frames = capture.take_frames().expect("frames");
+        assert_eq!(frames.frontal.1.landmarks, FRONTAL);
+        assert_eq!(frames.turned.len(), LivenessPolicy::default().frames_needed);
+        for (_, face) in &frames.turned {
+            assert!(tabir_face::liveness::signed_yaw(&face.landmarks) > 0.13);
+        }
         // One capture, one decision.
         assert!(capture.take_frames().is_none());
     }
 
     #[test]
-    fn a_turn_the_wrong_way_never_passes_and_times_out() {
+    fn a_turn_the_wrong_way_ends_the_capture() {
         let start = Instant::now();
         let mut capture = Capture::new(Action::Verify, None, Turn::Right);
         capture.observe(analysis(Some(FRONTAL), None), 1.0, start);
         let mut now = start;
         let mut wrong_way_seen = false;
-        for degrees in [10.0, 20.0, 28.0, 28.0, 28.0, 28.0] {
+        for degrees in [5.0, 9.0, 12.0, 15.0, 20.0, 28.0, 28.0, 28.0] {
             now += Duration::from_millis(100);
             let shown = capture.observe(analysis(Some(turned(degrees)), None), 1.0, now);
             wrong_way_seen |= shown.wrong_way;
         }
         assert!(wrong_way_seen);
-        assert!(matches!(capture.phase(), Phase::Turn { .. }));
-        capture.tick(start + TURN_TIMEOUT + Duration::from_secs(1));
         assert_eq!(
             capture.phase(),
             Phase::Failed {
-                reason: Refusal::NoTurn
+                reason: Refusal::WrongWay
             }
         );
         assert!(capture.take_frames().is_none());
+    }
+
+    #[test]
+    fn a_turned_picture_swapped_in_without_the_turn_between_fails() {
+        let start = Instant::now();
+        let mut capture = Capture::new(Action::Verify, None, Turn::Left);
+        capture.observe(analysis(Some(FRONTAL), None), 1.0, start);
+        let mut now = start;
+        for _ in 0..4 {
+            now += Duration::from_millis(100);
+            capture.observe(analysis(Some(turned(28.0)), None), 1.0, now);
+        }
+        assert_eq!(
+            capture.phase(),
+            Phase::Failed {
+                reason: Refusal::NoGradualTurn
+            }
+        );
+        assert!(capture.take_frames().is_none());
+    }
+
+    #[test]
+    fn a_second_face_during_the_turn_fails() {
+        let start = Instant::now();
+        let mut capture = Capture::new(Action::Verify, None, Turn::Left);
+        capture.observe(analysis(Some(FRONTAL), None), 1.0, start);
+        capture.observe(
+            analysis(Some(turned(10.0)), Some("multiple_faces")),
+            1.0,
+            start + Duration::from_millis(100),
+        );
+        assert_eq!(
+            capture.phase(),
+            Phase::Failed {
+                reason: Refusal::FaceLost
+            }
+        );
     }
 
     #[test]

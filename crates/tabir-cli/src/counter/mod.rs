@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// The page's language: `id` (Bahasa Indonesia) or `en`. The operator can switch it.
     #[arg(long, default_value = "id", value_parser = ["id", "en"])]
     language: String,
+    /// For tests and training only: every capture asks for a turn to this side (`left` or
+    /// `right`) instead of a random one, so a video prepared for that side passes. The page
+    /// shows a warning while it is set.
+    #[arg(long, value_name = "SIDE", value_parser = ["left", "right"])]
+    fixed_prompt: Option<String>,
     #[command(flatten)]
     pipeline: PipelineArgs,
 }
@@ -61,6 +66,13 @@ pub fn run(command: OfficeCommand) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
+    if args.listen.ip().is_unspecified() {
+        return Err(format!(
+            "{} names no address: give the one the page will be opened at (127.0.0.1, or this \
+             machine's own address with --allow-remote); the app checks that requests name it",
+            args.listen
+        ));
+    }
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         return Err(format!(
             "{} is not a loopback address: the counter app serves this machine only (use \
@@ -80,12 +92,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let face = Arc::new(args.pipeline.load()?);
     let client =
         OfficeClient::open(&config, &passphrase, face.clone()).map_err(|e| e.to_string())?;
-    let queue_dir = args.queue.clone().unwrap_or_else(|| {
-        config_path
-            .as_deref()
-            .and_then(|p| p.parent())
-            .map_or_else(|| PathBuf::from("office-queue"), |d| d.join("office-queue"))
-    });
+    // Beside the configuration file, never in whatever folder the app happens to start in.
+    let queue_dir = match (&args.queue, config_path.as_deref().and_then(|p| p.parent())) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(folder)) => folder.join("office-queue"),
+        (None, None) => {
+            return Err(
+                "no folder for the enrolment queue: pass --queue DIR (or --config, \
+                        and the queue goes beside it)"
+                    .into(),
+            )
+        }
+    };
     let outbox = Outbox::open(&queue_dir, &passphrase).map_err(|e| e.to_string())?;
     drop(passphrase);
 
@@ -106,9 +124,16 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             config.server.clone(),
             args.language.clone(),
             address,
+            args.fixed_prompt.as_deref().map(|side| match side {
+                "left" => tabir_face::liveness::Turn::Left,
+                _ => tabir_face::liveness::Turn::Right,
+            }),
         );
         link::spawn(state.clone());
         let app = api::router(state);
+        if args.fixed_prompt.is_some() {
+            eprintln!("warning: --fixed-prompt: every capture asks for the same side (tests and training only)");
+        }
         println!("counter app on http://{address}/");
         println!("queue: {}", queue_dir.display());
         axum::serve(listener, app)

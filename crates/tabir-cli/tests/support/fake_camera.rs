@@ -48,7 +48,7 @@ pub const HEIGHT: usize = 480;
 /// The face's eye distance in the photo as scaled into the frame, in pixels.
 pub const EYE_DISTANCE_PX: f32 = 80.0;
 /// How far the synthetic head turns each way from frontal, in degrees.
-pub const TURN_DEGREES: f32 = 28.0;
+pub const TURN_DEGREES: f32 = 34.0;
 /// Largest yaw of the tilted print, in degrees.
 pub const PRINT_YAW_DEGREES: f32 = 35.0;
 /// Largest pitch of the tilted print, in degrees.
@@ -69,6 +69,11 @@ pub enum Motion {
     /// The face as a head turning: frontal, then turning to the recipient's left, back, to the
     /// right, back (synthetic depth: see the module's documentation), looping.
     TurningHead,
+    /// As [`Motion::TurningHead`], turning to the recipient's own left only (frontal, turn,
+    /// hold, back, frontal again), looping: follows a prompt to the left.
+    TurningLeft,
+    /// The same to the recipient's right only.
+    TurningRight,
     /// The photo held still (a print or a screen that does not move).
     Still,
     /// A print held up and moved: the photo plane tilted and rotated (perspective warps, yaw up
@@ -105,8 +110,8 @@ pub fn write_y4m(
                 let phase = phase(i, frames, loops);
                 match motion {
                     Motion::Still => scene.frontal_yuv.clone(),
-                    Motion::TurningHead => {
-                        let yaw = turning_yaw_degrees(phase);
+                    Motion::TurningHead | Motion::TurningLeft | Motion::TurningRight => {
+                        let yaw = motion_yaw_degrees(motion, phase);
                         if yaw == 0.0 {
                             scene.frontal_yuv.clone()
                         } else {
@@ -138,7 +143,9 @@ pub fn frame_yaws(motion: Motion, fps: u32, seconds: f32) -> Vec<f32> {
             let phase = phase(i, frames, loops);
             match motion {
                 Motion::Still => 0.0,
-                Motion::TurningHead => turning_yaw_degrees(phase),
+                Motion::TurningHead | Motion::TurningLeft | Motion::TurningRight => {
+                    motion_yaw_degrees(motion, phase)
+                }
                 Motion::TiltedPrint => print_pose(phase).yaw.to_degrees(),
             }
         })
@@ -156,6 +163,17 @@ fn loop_count(seconds: f32) -> usize {
 /// Where frame `i` of `frames` falls within its loop, 0..1.
 fn phase(i: usize, frames: usize, loops: usize) -> f32 {
     ((i * loops) % frames) as f32 / frames as f32
+}
+
+/// The synthetic head's yaw (degrees) for a turning motion at `phase`: the one-way motions
+/// keep one side of [`turning_yaw_degrees`] and stay frontal through the other.
+fn motion_yaw_degrees(motion: Motion, phase: f32) -> f32 {
+    let yaw = turning_yaw_degrees(phase);
+    match motion {
+        Motion::TurningLeft => yaw.max(0.0),
+        Motion::TurningRight => yaw.min(0.0),
+        _ => yaw,
+    }
 }
 
 /// The synthetic head's yaw from frontal (degrees) at `phase` (0..1) of a loop. Over a 4 s
