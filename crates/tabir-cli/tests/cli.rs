@@ -77,7 +77,10 @@ fn a_missing_runtime_fails_the_command_with_a_clear_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("setup-ort.sh"), "{stderr}");
+    assert!(
+        stderr.contains("ORT_DYLIB_PATH") && stderr.contains("tabir doctor"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -228,6 +228,9 @@ impl SearchPaths {
     /// Every place looked at for the runtime library, in order.
     pub fn runtime_candidates(&self) -> Vec<Candidate> {
         if let Some(path) = &self.runtime_override {
+            // Absolute, so that the file checked is the file loaded (a relative path would be
+            // tried beside the executable first by the loader).
+            let path = &std::path::absolute(path).unwrap_or_else(|_| path.clone());
             if path.is_dir() {
                 return libraries_in(path, FROM_RUNTIME_ENV);
             }
@@ -245,8 +248,13 @@ impl SearchPaths {
         if let Some(data) = &self.data_dir {
             dirs.push((data.clone(), FROM_DATA_FOLDER));
         }
-        if let Some(checkout) = &self.checkout {
-            dirs.push((checkout.join(".ort").join("lib"), FROM_CHECKOUT));
+        // The build machine's checkout only in debug builds: a release binary copied to an
+        // office PC must not load a library from a path anyone there could create. (Models are
+        // safe to look for there: each is checked against the compiled-in manifest.)
+        if cfg!(debug_assertions) {
+            if let Some(checkout) = &self.checkout {
+                dirs.push((checkout.join(".ort").join("lib"), FROM_CHECKOUT));
+            }
         }
         dirs.iter()
             .flat_map(|(dir, origin)| libraries_in(dir, origin))
