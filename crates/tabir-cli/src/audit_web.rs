@@ -105,6 +105,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             token: random_hex(),
             address,
             snapshot: tokio::sync::Mutex::new(None),
+            kept_checkpoint: std::sync::Mutex::new(None),
         }));
         println!("auditor page on http://{address}/");
         println!("(Ctrl-C stops it; every refresh reads the log and re-opens the escrowed results, and the server records both)");
@@ -190,6 +191,9 @@ struct Inner {
     token: String,
     address: SocketAddr,
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+    /// The newest checkpoint a refresh verified: every later log must extend it (a server that
+    /// truncates or rewrites its log between two refreshes is caught).
+    kept_checkpoint: std::sync::Mutex<Option<tabir_proto::audit::Checkpoint>>,
 }
 
 /// Why a panel has no data: a code the page words, a message, a status.
@@ -347,13 +351,30 @@ async fn take_snapshot(state: &Inner) -> Snapshot {
         }),
     };
 
-    // The log, as `audit export` then `audit verify --checkpoint` check it.
-    let verification = verify_entries(&entries, None, Some(&checkpoint), &key);
+    // The log, as `audit export` then `audit verify --checkpoint` check it: against the
+    // checkpoint signed now, and against the one kept from the last refresh that verified.
+    let kept = state
+        .kept_checkpoint
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let verification = verify_entries(&entries, None, Some(&checkpoint), &key).and_then(|()| {
+        kept.as_ref().map_or(Ok(()), |kept| {
+            verify_entries(&entries, None, Some(kept), &key)
+        })
+    });
+    if verification.is_ok() {
+        *state
+            .kept_checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(checkpoint.clone());
+    }
+    // Entries before the first bad one still verified; any other failure (truncated, not
+    // signed) leaves nothing to count on.
     let broken_at = verification
         .as_ref()
         .err()
-        .filter(|e| matches!(e, VerifyError::Chain(_)))
-        .and_then(bad_entry);
+        .map(|e| bad_entry(e).unwrap_or(0));
     // Only entries whose chain verified feed the tables and charts.
     let verified: Vec<&LogEntry> = entries
         .iter()
