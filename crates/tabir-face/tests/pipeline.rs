@@ -218,7 +218,7 @@ fn a_missing_runtime_is_a_clear_error() {
     let err = FaceError::RuntimeUnavailable {
         detail: "/nowhere/libonnxruntime.so does not exist".into(),
     };
-    assert!(err.to_string().contains("scripts/setup-ort.sh"));
+    assert!(err.to_string().contains("ORT_DYLIB_PATH") && err.to_string().contains("tabir doctor"));
     assert_eq!(err.code(), "runtime_unavailable");
     assert!(!err.is_photo_problem());
 }
