@@ -45,7 +45,7 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub models: Option<PathBuf>,
     /// ONNX Runtime library (default: ORT_DYLIB_PATH, else next to the binary, in the data
-    /// folder, or .ort/lib from scripts/setup-ort.sh: see `tabir doctor`).
+    /// folder, or (debug builds) .ort/lib from scripts/setup-ort.sh: see `tabir doctor`).
     #[arg(long)]
     pub runtime: Option<PathBuf>,
     /// Inference threads per model.
