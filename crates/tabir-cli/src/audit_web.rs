@@ -21,15 +21,15 @@ use super::{
     admin_client, auditor_share, check_decisions, download, load_config, parse_key, verify_entries,
     AuditorShare, CheckError, VerifyError,
 };
-use axum::extract::{Path, Request, State as AxumState};
+use crate::local_web::{self, Guard};
+use axum::extract::{Path, State as AxumState};
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
-use rand::RngCore;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,13 +69,7 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<(), String> {
-    if !args.listen.ip().is_loopback() && !args.allow_remote {
-        return Err(format!(
-            "{} is not a loopback address: the auditor page serves this machine only (use \
-             127.0.0.1), or pass --allow-remote behind your own access control",
-            args.listen
-        ));
-    }
+    crate::local_web::check_listen(args.listen, args.allow_remote, "auditor page")?;
     let pinned = args
         .server_key
         .as_deref()
@@ -102,8 +96,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             domain: config.domain.clone(),
             server: config.server.clone(),
             pinned,
-            token: random_hex(),
-            address,
+            guard: Guard::new(TOKEN_HEADER, address, "auditor page"),
             snapshot: tokio::sync::Mutex::new(None),
             kept_checkpoint: std::sync::Mutex::new(None),
         }));
@@ -170,12 +163,6 @@ fn open_bundle(config: &tabir_client::ClientConfig) -> Result<(AdminClient, Audi
     }
 }
 
-fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    tabir_proto::hex::encode(&bytes)
-}
-
 #[derive(Clone)]
 struct State(Arc<Inner>);
 
@@ -188,8 +175,7 @@ struct Inner {
     bundle_fingerprint: String,
     /// `--server-key`, as given (lower case) and parsed.
     pinned: Option<(String, VerifyingKey)>,
-    token: String,
-    address: SocketAddr,
+    guard: Arc<Guard>,
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
     /// The newest checkpoint a refresh verified: every later log must extend it (a server that
     /// truncates or rewrites its log between two refreshes is caught).
@@ -508,82 +494,24 @@ fn router(state: State) -> Router {
         .route("/api/escrow", get(escrow_panel))
         .route("/api/activity", get(activity_panel))
         .route("/api/refresh", post(refresh))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .layer(middleware::from_fn_with_state(
+            state.0.guard.clone(),
+            local_web::require_token,
+        ));
     Router::new()
         .route("/", get(page))
         .route("/assets/{name}", get(asset))
         .merge(api)
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_local_host,
+            state.0.guard.clone(),
+            local_web::require_local_host,
         ))
         .with_state(state)
 }
 
-/// Only requests addressed to this machine by name or loopback address (a page on another
-/// site that rebinds its DNS name to 127.0.0.1 sends its own name).
-async fn require_local_host(
-    AxumState(state): AxumState<State>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let port = state.0.address.port();
-    let allowed = [
-        state.0.address.to_string(),
-        format!("localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-        format!("[::1]:{port}"),
-    ];
-    if allowed.iter().any(|a| a == host) {
-        next.run(request).await
-    } else {
-        PanelError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "wrong_host",
-            "open the auditor page at the address it printed",
-        )
-        .into_response()
-    }
-}
-
-async fn require_token(
-    AxumState(state): AxumState<State>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let sent = request
-        .headers()
-        .get(TOKEN_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    let expected = state.0.token.as_bytes();
-    // Length first, then every byte (no early exit on the first difference).
-    let same = sent.len() == expected.len()
-        && sent
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        next.run(request).await
-    } else {
-        PanelError::new(
-            StatusCode::FORBIDDEN,
-            "bad_token",
-            "reload the auditor page",
-        )
-        .into_response()
-    }
-}
-
 async fn page(AxumState(state): AxumState<State>) -> Response {
     let html = PAGE
-        .replace("{{TOKEN}}", &state.0.token)
+        .replace("{{TOKEN}}", state.0.guard.token())
         .replace("{{DOMAIN}}", &escape_html(&state.0.domain));
     (
         [

@@ -10,6 +10,7 @@ mod counter;
 mod custody;
 mod doctor;
 mod face;
+mod local_web;
 mod office;
 mod secrets;
 mod stats;

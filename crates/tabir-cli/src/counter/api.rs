@@ -5,10 +5,11 @@
 use super::assets;
 use super::capture::{self, Action, Capture, Feedback, Phase, Refusal};
 use super::link::Link;
+use crate::local_web::{self, Guard};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State as AxumState};
+use axum::extract::{DefaultBodyLimit, Path, State as AxumState};
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -42,8 +43,7 @@ struct Inner {
     outbox: Outbox,
     server: String,
     language: String,
-    token: String,
-    address: SocketAddr,
+    guard: Arc<Guard>,
     captures: Mutex<HashMap<String, Capture>>,
     link: Link,
     /// Every capture asks for this side (tests, training); None: random, as in production.
@@ -66,8 +66,7 @@ impl State {
             outbox,
             server,
             language,
-            token: random_hex(),
-            address,
+            guard: Guard::new(TOKEN_HEADER, address, "counter app"),
             captures: Mutex::new(HashMap::new()),
             link: Link::default(),
             fixed_prompt,
@@ -165,82 +164,24 @@ pub fn router(state: State) -> Router {
         .route("/api/queue/send", post(send_queue))
         .route("/api/queue/{id}", delete(remove_queued))
         .route("/api/queue/{id}/retry", post(retry_queued))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .layer(middleware::from_fn_with_state(
+            state.0.guard.clone(),
+            local_web::require_token,
+        ));
     Router::new()
         .route("/", get(page))
         .route("/assets/{name}", get(asset))
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_local_host,
+            state.0.guard.clone(),
+            local_web::require_local_host,
         ))
         .with_state(state)
 }
 
-/// Only requests addressed to this machine by name or loopback address (a page on another
-/// site that rebinds its DNS name to 127.0.0.1 sends its own name).
-async fn require_local_host(
-    AxumState(state): AxumState<State>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let port = state.0.address.port();
-    let allowed = [
-        state.0.address.to_string(),
-        format!("localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-        format!("[::1]:{port}"),
-    ];
-    if allowed.iter().any(|a| a == host) {
-        next.run(request).await
-    } else {
-        ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "wrong_host",
-            "open the counter app at the address it printed",
-        )
-        .into_response()
-    }
-}
-
-async fn require_token(
-    AxumState(state): AxumState<State>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let sent = request
-        .headers()
-        .get(TOKEN_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    let expected = state.0.token.as_bytes();
-    // Length first, then every byte (no early exit on the first difference).
-    let same = sent.len() == expected.len()
-        && sent
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        next.run(request).await
-    } else {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_token",
-            "reload the counter app page",
-        )
-        .into_response()
-    }
-}
-
 async fn page(AxumState(state): AxumState<State>) -> Response {
-    let html = assets::page(&state.0.token, &state.0.language);
+    let html = assets::page(state.0.guard.token(), &state.0.language);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

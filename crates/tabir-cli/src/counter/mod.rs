@@ -66,20 +66,7 @@ pub fn run(command: OfficeCommand) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    if args.listen.ip().is_unspecified() {
-        return Err(format!(
-            "{} names no address: give the one the page will be opened at (127.0.0.1, or this \
-             machine's own address with --allow-remote); the app checks that requests name it",
-            args.listen
-        ));
-    }
-    if !args.listen.ip().is_loopback() && !args.allow_remote {
-        return Err(format!(
-            "{} is not a loopback address: the counter app serves this machine only (use \
-             127.0.0.1), or pass --allow-remote behind your own access control",
-            args.listen
-        ));
-    }
+    crate::local_web::check_listen(args.listen, args.allow_remote, "counter app")?;
     let config_path = args
         .config
         .clone()
